@@ -1,0 +1,29 @@
+"""Choose and build the engine a job asks for."""
+
+from __future__ import annotations
+
+from pipeline.config import JobConfig
+from pipeline.tts.base import Engine
+
+
+def needs_timings(cfg: JobConfig) -> bool:
+    """Word timings cost the timestamp endpoint; ask for them only when an output uses them."""
+    out = cfg.outputs
+    return bool(out.subtitles or out.alignment or out.dataset is not None or out.media_overlays)
+
+
+def make_engine(cfg: JobConfig) -> Engine:
+    e = cfg.engine
+    if e.kind == "local":
+        from pipeline.tts.local import LocalEngine
+
+        return LocalEngine(voice=e.voice, sample_rate=e.sample_rate, speed=e.speed, language=e.language)
+    from pipeline.tts.asyncflow import AsyncFlowEngine, api_key_from_env
+
+    return AsyncFlowEngine(engine=e, limits=cfg.limits, api_key=api_key_from_env(e))
+
+
+def worker_count(cfg: JobConfig) -> int:
+    """Requests kept in flight. The engine's limiter enforces the real caps; the local engine
+    speaks one chunk at a time per process, so two workers just overlap cache I/O with speech."""
+    return cfg.limits.max_concurrency if cfg.engine.kind == "asyncflow" else 2
