@@ -147,7 +147,7 @@ class ChunkCache:
         for tmp in self.objects.glob("*/.tmp-*") if self.objects.is_dir() else ():
             if now - tmp.stat().st_mtime > 3600:
                 tmp.unlink(missing_ok=True)
-        entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self._entries()))
+        entries = sorted((p.stat().st_mtime, p.stat().st_size, p) for p in self._entries())
         keep: list[tuple[float, int, Path]] = []
         for mtime, size, p in entries:
             if older_than_days is not None and now - mtime > older_than_days * 86400:

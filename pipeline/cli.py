@@ -77,7 +77,9 @@ def _estimate(job: Any, book: Any) -> Any:
     from pipeline.tts.factory import needs_timings
 
     identity_engine = _identity_only_engine(job.config)
-    return estimate(job.config, book.chunks, identity_engine, ChunkCache(job.cache_dir), need_timings=needs_timings(job.config))
+    return estimate(
+        job.config, book.chunks, identity_engine, ChunkCache(job.cache_dir), need_timings=needs_timings(job.config)
+    )
 
 
 def _identity_only_engine(cfg: Any) -> Any:
@@ -85,7 +87,12 @@ def _identity_only_engine(cfg: Any) -> Any:
     if cfg.engine.kind == "local":
         from pipeline.tts.local import LocalEngine
 
-        return LocalEngine(voice=cfg.engine.voice, sample_rate=cfg.engine.sample_rate, speed=cfg.engine.speed, language=cfg.engine.language)
+        return LocalEngine(
+            voice=cfg.engine.voice,
+            sample_rate=cfg.engine.sample_rate,
+            speed=cfg.engine.speed,
+            language=cfg.engine.language,
+        )
     from pipeline.tts.asyncflow import AsyncFlowEngine
 
     return AsyncFlowEngine(engine=cfg.engine, limits=cfg.limits, api_key="unused")
@@ -124,16 +131,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\n".join(est.lines()), file=sys.stderr)
     limit = job.config.limits.max_cost_usd
     if limit is not None and est.cost_usd_remaining > limit and not args.yes:
-        question = f"This run may cost ${est.cost_usd_remaining:.2f}, above limits.max_cost_usd (${limit:.2f}). Continue?"
+        question = (
+            f"This run may cost ${est.cost_usd_remaining:.2f}, above limits.max_cost_usd (${limit:.2f}). Continue?"
+        )
         if not _confirm(question):
-            _err(f"{job.path}: estimated cost ${est.cost_usd_remaining:.2f} exceeds limits.max_cost_usd ${limit:.2f}; pass --yes to run anyway")
+            _err(
+                f"{job.path}: estimated cost ${est.cost_usd_remaining:.2f} exceeds limits.max_cost_usd "
+                f"${limit:.2f}; pass --yes to run anyway"
+            )
             return EXIT_FAILED
     _quiet_prefect()
     from pipeline.flows import narrate_flow
 
     logging.getLogger("prefect.flow_runs").addFilter(_DropFinalState())
-    state = asyncio.run(
-        narrate_flow(job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, return_state=True)  # type: ignore[call-overload]
+    state: Any = asyncio.run(
+        narrate_flow(job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, return_state=True)  # type: ignore[arg-type]
     )
     out = job.output_dir / "preview" if args.preview else job.output_dir
     if state.is_failed():
@@ -153,7 +165,9 @@ def _print_outputs(out: Path, report: dict[str, Any]) -> None:
         f"in {report['wall_seconds']:.1f} s"
     )
     print(f"outputs in {out}/")
-    files = [a["path"] for a in report["outputs"]["audio"]] + report["outputs"]["subtitles"] + report["outputs"]["other"]
+    files = (
+        [a["path"] for a in report["outputs"]["audio"]] + report["outputs"]["subtitles"] + report["outputs"]["other"]
+    )
     for f in sorted(files, key=lambda p: (p.count("/"), p)):
         print(f"  {f}")
     print("  report.json")
@@ -185,13 +199,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from pipeline.cache import ChunkCache
     from pipeline.config import load_job
 
-    root = Path(args.cache_dir) if args.cache_dir else load_job(args.job).cache_dir if args.job else Path(".narrate-cache")
+    root = (
+        Path(args.cache_dir) if args.cache_dir else load_job(args.job).cache_dir if args.job else Path(".narrate-cache")
+    )
     cache = ChunkCache(root)
     if args.action == "stats":
         s = cache.stats()
         print(f"{root}: {s.entries} chunks, {s.bytes / 1e6:.1f} MB")
     else:
-        removed = cache.prune(older_than_days=args.older_than_days, max_bytes=int(args.max_mb * 1e6) if args.max_mb is not None else None)
+        removed = cache.prune(
+            older_than_days=args.older_than_days, max_bytes=int(args.max_mb * 1e6) if args.max_mb is not None else None
+        )
         print(f"{root}: removed {removed} chunks")
     return 0
 
@@ -209,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a job")
     run.add_argument("job")
     run.add_argument("--fresh", action="store_true", help="ignore the chunk cache (re-synthesize everything)")
-    run.add_argument("--preview", type=float, metavar="SECONDS", help="only the first SECONDS of each chapter, into <output_dir>/preview")
+    run.add_argument(
+        "--preview",
+        type=float,
+        metavar="SECONDS",
+        help="only the first SECONDS of each chapter, into <output_dir>/preview",
+    )
     run.add_argument("--yes", action="store_true", help="don't ask before spending more than limits.max_cost_usd")
     run.add_argument("--quiet", action="store_true", help="no estimate or progress output")
 
@@ -234,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--older-than-days", type=float)
     cache.add_argument("--max-mb", type=float)
 
-    sub.add_parser("emulator", help="serve the AsyncFlow API on loopback (see `narrate emulator --help`)", add_help=False)
+    sub.add_parser(
+        "emulator", help="serve the AsyncFlow API on loopback (see `narrate emulator --help`)", add_help=False
+    )
     return p
 
 
@@ -248,14 +273,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         rest = []
     commands = {
-        "run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate, "schema": cmd_schema,
-        "voices": cmd_voices, "cache": cmd_cache,
+        "run": cmd_run,
+        "validate": cmd_validate,
+        "estimate": cmd_estimate,
+        "schema": cmd_schema,
+        "voices": cmd_voices,
+        "cache": cmd_cache,
     }
     try:
         if args.command == "emulator":
             return cmd_emulator(args, rest)
         return commands[args.command](args)
-    except (ConfigError,) as exc:
+    except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
     except NarrateError as exc:

@@ -23,13 +23,17 @@ class _Strict(BaseModel):
 
 
 class InputConfig(_Strict):
-    files: list[str] = Field(min_length=1, description="Manuscripts (.txt, .md, .epub); globs allowed; relative to the job file")
+    files: list[str] = Field(
+        min_length=1, description="Manuscripts (.txt, .md, .epub); globs allowed; relative to the job file"
+    )
     chapters: list[int | str] | None = Field(
         default=None,
         description="Chapters to read: 1-based indexes, or regular expressions matched against titles",
     )
     read_titles: bool = Field(default=True, description="Speak each chapter's title at its start")
-    keep_front_matter: bool = Field(default=False, description="EPUB: keep cover, title page, table of contents, copyright")
+    keep_front_matter: bool = Field(
+        default=False, description="EPUB: keep cover, title page, table of contents, copyright"
+    )
     keep_notes: bool = Field(default=False, description="EPUB: keep footnotes and endnotes")
     encoding: str = Field(default="utf-8", description="Text encoding of .txt/.md files")
 
@@ -84,10 +88,12 @@ class TextConfig(_Strict):
 
 LoudnessProfile = Literal["audiobook", "podcast", "ebu", "speech", "dataset", "none"]
 AudioFormat = Literal["wav", "flac", "mp3", "opus", "m4b"]
+DatasetFormat = Literal["ljspeech", "audiofolder", "nemo"]
+SubtitleFormat = Literal["srt", "vtt"]
 
 
 class AudioConfig(_Strict):
-    formats: list[AudioFormat] = Field(default_factory=lambda: ["wav"], min_length=1)
+    formats: list[AudioFormat] = Field(default_factory=lambda: list[AudioFormat](["wav"]), min_length=1)
     loudness: LoudnessProfile = "audiobook"
     target_lufs: float | None = Field(default=None, ge=-70, le=0)
     true_peak_db: float | None = Field(default=None, ge=-20, le=0)
@@ -118,8 +124,8 @@ class DatasetSplit(_Strict):
 
 
 class DatasetConfig(_Strict):
-    formats: list[Literal["ljspeech", "audiofolder", "nemo"]] = Field(
-        default_factory=lambda: ["ljspeech", "audiofolder", "nemo"], min_length=1
+    formats: list[DatasetFormat] = Field(
+        default_factory=lambda: list[DatasetFormat](["ljspeech", "audiofolder", "nemo"]), min_length=1
     )
     min_s: float = Field(default=1.0, gt=0)
     max_s: float = Field(default=15.0, gt=0)
@@ -136,7 +142,7 @@ class DatasetConfig(_Strict):
 
 
 class OutputsConfig(_Strict):
-    subtitles: list[Literal["srt", "vtt"]] = Field(default_factory=lambda: ["srt", "vtt"])
+    subtitles: list[SubtitleFormat] = Field(default_factory=lambda: list[SubtitleFormat](["srt", "vtt"]))
     alignment: bool = True
     subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle)
     dataset: DatasetConfig | None = None
@@ -235,9 +241,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
         lines[key] = key_node.start_mark.line + 1
     _LINES[id(result)] = (result, lines)
@@ -250,8 +254,8 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list[An
     return items
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 # id(container) -> (container, {key: line}); the container is kept alive so ids stay unique.
 _LINES: dict[int, tuple[Any, dict[Any, int]]] = {}
@@ -286,7 +290,7 @@ def parse_job(text: str, path: Path) -> JobConfig:
     """Validate job YAML text; raise ConfigError with one line naming file, line and key."""
     _LINES.clear()
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}" if mark else ""
@@ -324,8 +328,18 @@ def parse_job(text: str, path: Path) -> JobConfig:
 def _known_keys() -> set[str]:
     keys: set[str] = set()
     for model in (
-        JobConfig, InputConfig, EngineConfig, LimitsConfig, TextConfig, LexiconEntry, AudioConfig,
-        OutputsConfig, SubtitleStyle, DatasetConfig, DatasetSplit, ScheduleConfig,
+        JobConfig,
+        InputConfig,
+        EngineConfig,
+        LimitsConfig,
+        TextConfig,
+        LexiconEntry,
+        AudioConfig,
+        OutputsConfig,
+        SubtitleStyle,
+        DatasetConfig,
+        DatasetSplit,
+        ScheduleConfig,
     ):
         keys.update(model.model_fields)
     return keys | _extra_keys_seen()

@@ -41,7 +41,9 @@ class Estimate:
         ]
 
 
-def estimate(cfg: JobConfig, chunks: Sequence[Chunk], engine: Engine, cache: ChunkCache, *, need_timings: bool) -> Estimate:
+def estimate(
+    cfg: JobConfig, chunks: Sequence[Chunk], engine: Engine, cache: ChunkCache, *, need_timings: bool
+) -> Estimate:
     keys = keys_for(chunks, engine)
     cached = [cache.has(k, need_exact_timings=need_timings) for k in keys]
     words = [len(c.words) for c in chunks]

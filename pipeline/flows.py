@@ -62,7 +62,7 @@ async def synthesize_task(job: Job, book: PreparedBook, options: RunOptions) -> 
             progress=None if options.quiet else ProgressPrinter(),
         )
         stats = getattr(engine, "stats", None)
-        return result, (stats.to_dict() if stats is not None else {})
+        return result, (stats.as_dict() if stats is not None else {})
     finally:
         await engine.aclose()
 
@@ -83,7 +83,12 @@ async def run_job(job: Job, options: RunOptions) -> dict[str, Any]:
             raise synthesis.fatal
         render = render_task(job, book, synthesis, output_dir)
         report = build_report(
-            job, book, synthesis, render, engine_stats=engine_stats, output_dir=output_dir,
+            job,
+            book,
+            synthesis,
+            render,
+            engine_stats=engine_stats,
+            output_dir=output_dir,
             wall_seconds=time.monotonic() - started,
         )
         write_json_atomic(output_dir / "report.json", report)

@@ -60,7 +60,9 @@ def output_lock(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputError(f"{folder}: another narrate run is writing to this folder; try again when it ends") from None
+            raise OutputError(
+                f"{folder}: another narrate run is writing to this folder; try again when it ends"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield

@@ -29,15 +29,15 @@ class Word:
 
     Invariant: ``source_text[start:end] == text`` for the source it came from.
     ``spoken`` is what the engine is asked to say for it (after normalization and the
-    lexicon); it may be several words ("42" -> "forty-two") or empty (skipped markup).
-    ``break_after_ms`` is an explicit pause requested right after this word (``<break>``).
+    lexicon); it may be several words ("42" -> "forty-two"). It may carry the API's inline
+    markup, which every engine understands: ``<break time='500ms'/>`` (a pause),
+    ``<phonemes>...</phonemes>`` and ``<digits>...</digits>``.
     """
 
     text: str
     start: int
     end: int
     spoken: str = ""
-    break_after_ms: int = 0
 
     def __post_init__(self) -> None:
         if not self.spoken and self.text:
@@ -112,6 +112,9 @@ class Chunk:
     words: tuple[Word, ...]
     pause_after: Boundary
     is_heading: bool = False
+    # One entry per word: the index of its sentence within the chapter (headings included), so
+    # later stages can group words into sentences without re-segmenting the text.
+    sentence_ids: tuple[int, ...] = ()
 
     @property
     def text(self) -> str:

@@ -89,7 +89,8 @@ def prepare_book(job: Job) -> PreparedBook:
         )
         for ch in chapters
     ]
-    chapters = [ch for ch in chapters if ch.paragraphs or (cfg.input.read_titles and ch.heading)]
+    # A chapter with a heading but no text (a part title page) has nothing to narrate on its own.
+    chapters = [ch for ch in chapters if ch.paragraphs]
     chunks = chunk_document(chapters, max_chars=cfg.text.max_chars, read_titles=cfg.input.read_titles)
     title = cfg.title or next((d.title for d in documents if d.title), None) or cfg.name
     author = cfg.author or next((d.author for d in documents if d.author), None)

@@ -45,7 +45,4 @@ class ProgressPrinter:
         filled = int(width * p.done / p.total) if p.total else width
         bar = "#" * filled + "-" * (width - filled)
         failed = f" failed {p.failed}" if p.failed else ""
-        return (
-            f"[{bar}] {p.done}/{p.total} chunks ({p.from_cache} cached){failed}"
-            f" {rate:.1f}/s ETA {eta}"
-        )
+        return f"[{bar}] {p.done}/{p.total} chunks ({p.from_cache} cached){failed} {rate:.1f}/s ETA {eta}"

@@ -112,13 +112,21 @@ class Renderer:
             if self.cfg.outputs.chapter_files:
                 stem = chapter_dir / self.chapter_stem(index)
                 tags = Tags(
-                    title=chapter.title, author=self.book.author, album=self.book.title,
-                    track=index + 1, total_tracks=n_chapters, chapter_title=chapter.title,
+                    title=chapter.title,
+                    author=self.book.author,
+                    album=self.book.title,
+                    track=index + 1,
+                    total_tracks=n_chapters,
+                    chapter_title=chapter.title,
                 )
                 result.files.extend(
                     master_file(
-                        raw, stem, target=self.target, formats=[f for f in self.cfg.audio.formats if f != "m4b"] or ["wav"],
-                        tags=tags, mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
+                        raw,
+                        stem,
+                        target=self.target,
+                        formats=[f for f in self.cfg.audio.formats if f != "m4b"] or ["wav"],
+                        tags=tags,
+                        mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
                     )
                 )
                 self._write_subtitles(stem, cues, timeline.words, result)
@@ -140,7 +148,9 @@ class Renderer:
         shutil.rmtree(self.work, ignore_errors=True)
         return result
 
-    def _render_book(self, assembled: dict[int, tuple[Path, ChapterTimeline, list[Cue]]], result: RenderResult) -> dict[int, int]:
+    def _render_book(
+        self, assembled: dict[int, tuple[Path, ChapterTimeline, list[Cue]]], result: RenderResult
+    ) -> dict[int, int]:
         order = sorted(assembled)
         gap_ms = self.cfg.audio.chapter_pause_ms
         book_raw = self.work / "book.wav"
@@ -155,8 +165,13 @@ class Renderer:
         tags = Tags(title=self.book.title, author=self.book.author, album=self.book.title)
         result.files.extend(
             master_file(
-                book_raw, stem, target=self.target, formats=self.cfg.audio.formats, tags=tags,
-                mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps, chapters=markers,
+                book_raw,
+                stem,
+                target=self.target,
+                formats=self.cfg.audio.formats,
+                tags=tags,
+                mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
+                chapters=markers,
             )
         )
         cues = [cue.with_offset(offsets_ms[i]) for i in order for cue in assembled[i][2]]

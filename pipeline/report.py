@@ -43,13 +43,27 @@ def build_report(
         "job": cfg.name,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
-        "engine": {"kind": cfg.engine.kind, "voice": cfg.engine.voice, "model": cfg.engine.model if cfg.engine.kind == "asyncflow" else None,
-                   "sample_rate": cfg.engine.sample_rate},
-        "book": {"title": book.title, "author": book.author, "language": book.language, "chapters": [
-            {"index": i + 1, "title": ch.title, "source": ch.source, "chunks": len(book.chunks_of(i)),
-             "written": i in render.chapters_written}
-            for i, ch in enumerate(book.chapters)
-        ]},
+        "engine": {
+            "kind": cfg.engine.kind,
+            "voice": cfg.engine.voice,
+            "model": cfg.engine.model if cfg.engine.kind == "asyncflow" else None,
+            "sample_rate": cfg.engine.sample_rate,
+        },
+        "book": {
+            "title": book.title,
+            "author": book.author,
+            "language": book.language,
+            "chapters": [
+                {
+                    "index": i + 1,
+                    "title": ch.title,
+                    "source": ch.source,
+                    "chunks": len(book.chunks_of(i)),
+                    "written": i in render.chapters_written,
+                }
+                for i, ch in enumerate(book.chapters)
+            ],
+        },
         "chunks_total": len(book.chunks),
         "chunks_synthesized": synthesized,
         "chunks_from_cache": sum(1 for c in synthesis.chunks if c.from_cache),

@@ -88,7 +88,9 @@ async def synthesize_all(
                 return
         audio = await engine.synthesize(chunk.spoken_words, chunk_id=chunk.id, need_timings=need_timings)
         if len(audio.timings) != len(chunk.words):
-            raise EngineError(f"chunk {chunk.id}: engine returned {len(audio.timings)} word timings for {len(chunk.words)} words")
+            raise EngineError(
+                f"chunk {chunk.id}: engine returned {len(audio.timings)} word timings for {len(chunk.words)} words"
+            )
         cache.put(key, audio, exact_timings=need_timings)
         results[i] = SynthesizedChunk(chunk, key, audio.timings, len(audio.samples), audio.sample_rate, False)
 

@@ -71,7 +71,9 @@ def test_missing_manuscript(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         ("latin1.txt", "Caf\u00e9 au lait.\n".encode("latin-1"), "UTF-8"),
     ],
 )
-def test_bad_manuscripts(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes, needle: str) -> None:
+def test_bad_manuscripts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes, needle: str
+) -> None:
     manuscript = tmp_path / name
     manuscript.write_bytes(content)
     job = write_job(tmp_path, input={"files": [str(manuscript)]})
@@ -85,10 +87,10 @@ def test_output_dir_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     blocker = tmp_path / "blocker"
     blocker.write_text("keep me")
     job = write_job(tmp_path, output_dir=str(blocker))
-    code, _, err = run_cli(capsys, "validate", str(job))
+    code, _, _ = run_cli(capsys, "validate", str(job))
     assert code == 0  # validate does not write
-    from pipeline.fsutil import output_lock
     from pipeline.errors import OutputError
+    from pipeline.fsutil import output_lock
 
     with pytest.raises(OutputError, match="blocker"), output_lock(blocker):
         pass
@@ -105,7 +107,9 @@ def test_schema_and_validate_ok(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
     job = tmp_path / "job.yaml"
     job.write_text("name: x\ninput:\n  files: [a.txt]\nengine: {kind: cloud}\n")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(job)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", str(job)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0

@@ -45,7 +45,10 @@ def test_paths_resolve_against_the_job_file(tmp_path: Path) -> None:
         ("name: 'bad name!'\ninput: {files: [a]}\n", "name"),
         ("name: x\nname: y\ninput: {files: [a]}\n", "duplicate key"),
         ("- just\n- a list\n", "YAML mapping"),
-        ("name: x\ninput: {files: [a]}\ntext:\n  lexicon:\n    - {match: '(', regex: true, say: x}\n", "text.lexicon[0]"),
+        (
+            "name: x\ninput: {files: [a]}\ntext:\n  lexicon:\n    - {match: '(', regex: true, say: x}\n",
+            "text.lexicon[0]",
+        ),
     ],
 )
 def test_bad_jobs_name_the_problem(text: str, needle: str) -> None:

@@ -1,0 +1,159 @@
+"""alignment.json: every word and sentence of the book with its place in the text and the audio.
+
+The layout is documented by ``alignment.schema.json`` beside this module (JSON Schema 2020-12)
+and carries ``"version": 1``; a consumer should check the version, and we add fields rather than
+change them. In short::
+
+    {"version": 1, "job": ..., "sample_rate": ..., "book_file": "book.mp3" | null,
+     "duration_ms": ..., "chapters": [
+       {"index", "title", "source", "audio_file", "offset_ms", "duration_ms",
+        "words": [{"text", "chapter", "source", "char_start", "char_end", "start_ms", "end_ms",
+                   "book_start_ms", "book_end_ms", "sentence"}, ...],
+        "sentences": [{"index", "text", "char_start", "char_end", "first_word", "last_word",
+                       "start_ms", "end_ms", "book_start_ms", "book_end_ms"}, ...]}]}
+
+``char_start``/``char_end`` index the decoded text of ``source`` (``text[char_start:char_end]``
+is the word as written); ``start_ms``/``end_ms`` count from the start of the chapter's own audio
+file and ``book_*_ms`` from the start of the whole-book file; ``first_word``/``last_word`` are
+indexes into the chapter's ``words`` (inclusive).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import OutputError
+from pipeline.models import ChapterTimeline, TimedWord
+
+SCHEMA_PATH = Path(__file__).with_name("alignment.schema.json")
+VERSION = 1
+
+
+def alignment_schema() -> dict[str, Any]:
+    """The JSON Schema that every alignment document validates against."""
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+def alignment_document(
+    chapters: Sequence[tuple[ChapterTimeline, int]],
+    *,
+    job_name: str,
+    sample_rate: int,
+    audio_files: Mapping[int, str],
+    book_file: str | None,
+) -> dict[str, Any]:
+    """The alignment document for ``chapters``: (timeline, the chapter's offset in ms in the
+    whole-book file). ``audio_files`` maps a chapter index to its audio file (a path relative
+    to the output folder); a chapter without one gets ``null``."""
+    out_chapters = [
+        _chapter(timeline, offset_ms, audio_files.get(timeline.chapter))
+        for timeline, offset_ms in chapters
+    ]
+    book_end = max((offset + t.duration_ms for t, offset in chapters), default=0)
+    return {
+        "version": VERSION,
+        "job": job_name,
+        "sample_rate": sample_rate,
+        "book_file": book_file,
+        "duration_ms": book_end,
+        "chapters": out_chapters,
+    }
+
+
+def _chapter(timeline: ChapterTimeline, offset_ms: int, audio_file: str | None) -> dict[str, Any]:
+    return {
+        "index": timeline.chapter,
+        "title": timeline.title,
+        "source": timeline.source,
+        "audio_file": audio_file,
+        "offset_ms": offset_ms,
+        "duration_ms": timeline.duration_ms,
+        "words": [_word(w, offset_ms) for w in timeline.words],
+        "sentences": _sentences(timeline.words, offset_ms),
+    }
+
+
+def _word(w: TimedWord, offset_ms: int) -> dict[str, Any]:
+    return {
+        "text": w.word.text,
+        "chapter": w.chapter,
+        "source": w.source,
+        "char_start": w.word.start,
+        "char_end": w.word.end,
+        "start_ms": w.start_ms,
+        "end_ms": w.end_ms,
+        "book_start_ms": w.start_ms + offset_ms,
+        "book_end_ms": w.end_ms + offset_ms,
+        "sentence": w.sentence,
+    }
+
+
+def _sentences(words: Sequence[TimedWord], offset_ms: int) -> list[dict[str, Any]]:
+    """One entry per run of consecutive words with the same sentence index."""
+    out: list[dict[str, Any]] = []
+    first = 0
+    for k in range(1, len(words) + 1):
+        if k < len(words) and words[k].sentence == words[first].sentence:
+            continue
+        run = words[first:k]
+        out.append(
+            {
+                "index": run[0].sentence,
+                "text": " ".join(w.word.text for w in run),
+                "char_start": run[0].word.start,
+                "char_end": run[-1].word.end,
+                "first_word": first,
+                "last_word": k - 1,
+                "start_ms": run[0].start_ms,
+                "end_ms": run[-1].end_ms,
+                "book_start_ms": run[0].start_ms + offset_ms,
+                "book_end_ms": run[-1].end_ms + offset_ms,
+            }
+        )
+        first = k
+    return out
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write ``data`` as UTF-8 JSON (``ensure_ascii=False``, ``indent=1``), atomically."""
+    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` so that ``path`` holds either its old content or the complete new
+    one, never half a file: a temporary file in the same folder, flushed to disk, then renamed
+    over ``path``. Missing parent folders are created; failures raise OutputError."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            # mkstemp makes the file private (0600); an output file should read like any other.
+            os.fchmod(fh.fileno(), _mode_for(path))
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o644

@@ -1,0 +1,139 @@
+"""Choosing each output format's gain and limiter ceiling from the first-pass measurement.
+
+One gain per file, never per chunk. Three effects are accounted for before anything is written:
+
+- the limiter takes level off the loudest moments, more the higher the gain, so the gain is
+  refined by running the limiter over the audio (or evenly spread excerpts of a long file);
+- a lossy codec changes level and peaks a little, measured on excerpts (``calibrate``) and
+  compensated with a gain offset and extra headroom under the ceiling;
+- whatever remains after encoding is corrected on the measured file (``correct``), and that
+  format alone is encoded again.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from pipeline.audio.calibrate import codec_effect
+from pipeline.audio.encode import LOSSY
+from pipeline.audio.loudness import Measurement
+from pipeline.audio.profiles import MasteringTarget
+from pipeline.audio.render_pass import Chain, estimate_limited_level
+
+# Headroom under the ceiling for the limiter: our 4x meter against finer references, and the
+# rounding to 16 bits. Lossy codecs get their measured overshoot on top, plus this again.
+LOSSLESS_MARGIN_DB = 0.1
+_CORRECTION_STEP_DB = 0.1  # extra headroom added when a decoded file still went over
+_LEVEL_ACCURACY_DB = 0.2  # re-encode a file whose level is further than this from the goal
+
+
+class ChainPlanner:
+    """The processing chain (gain, limiter ceiling, room tone) for each format of one file."""
+
+    def __init__(
+        self,
+        src: Path,
+        source: Measurement,
+        target: MasteringTarget,
+        *,
+        workdir: Path,
+        mp3_bitrate_kbps: int,
+    ) -> None:
+        self._src = src
+        self._source = source
+        self._target = target
+        self._workdir = workdir
+        self._mp3_bitrate_kbps = mp3_bitrate_kbps
+        self.ceiling = target.true_peak_db
+        self._audible = math.isfinite(source.rms_db)
+        self.gain = self._base_gain()
+        self._headroom: dict[str, float] = {}  # extra dB under the ceiling, per format
+        self._shift: dict[str, float] = {}  # dB added to the level goal, per format
+        self._refined: dict[tuple[float, float], float] = {}  # (goal shift, limit) -> gain
+        self._calibrated: set[str] = set()
+
+    def _base_gain(self) -> float:
+        target, source = self._target, self._source
+        if target.peak_safe_only and self.ceiling is not None:
+            over = source.true_peak_db - (self.ceiling - LOSSLESS_MARGIN_DB)
+            return -over if over > 0 else 0.0
+        goal = target.goal
+        if goal is None or not self._audible:
+            return 0.0
+        return goal - target.level_of(source)
+
+    def chain(self, fmt: str) -> Chain:
+        tone = self._target.room_tone_db
+        if self.ceiling is None:  # 'none': untouched
+            return Chain(self.gain, None, tone)
+        if fmt in LOSSY and fmt not in self._calibrated:
+            self._calibrate(fmt)
+        headroom = self._headroom.get(fmt, 0.0)
+        if self._target.peak_safe_only:
+            return Chain(self.gain - headroom, None, tone)
+        limit = round(self.ceiling - LOSSLESS_MARGIN_DB - headroom, 3)
+        shift = round(self._shift.get(fmt, 0.0), 3)
+        return Chain(self._refined_gain(shift, limit), limit, tone)
+
+    def _refined_gain(self, shift: float, limit: float) -> float:
+        key = (shift, limit)
+        if key not in self._refined:
+            gain = self.gain + shift
+            if self._target.normalizes and self._audible:
+                gain = self._refine(gain, limit)
+            self._refined[key] = gain
+        return self._refined[key]
+
+    def _refine(self, gain: float, limit: float) -> float:
+        """A gain whose output, limited at ``limit``, lands where ``gain`` alone would.
+
+        Measure the level the limiter takes off at ``gain`` and once more at the compensated
+        gain, and solve the straight line through both (one secant step).
+        """
+        if self._source.true_peak_db + gain <= limit:
+            return gain  # the limiter will never act: gain alone is exact
+
+        def loss(trial: float) -> float:
+            chain = Chain(trial, limit, self._target.room_tone_db)
+            limited, plain = estimate_limited_level(
+                self._src, self._source, chain, weighted=self._target.weighted
+            )
+            return plain - limited if math.isfinite(limited) and math.isfinite(plain) else 0.0
+
+        first = loss(gain)
+        if first < 0.02:
+            return gain
+        second = loss(gain + first)
+        slope = min(max((second - first) / first, 0.0), 0.9)  # extra gain is partly limited away
+        return gain + first / (1.0 - slope)
+
+    def _calibrate(self, fmt: str) -> None:
+        self._calibrated.add(fmt)
+        if not self._audible:
+            return
+        lossless = self.chain("wav")
+        effect = codec_effect(
+            self._src, self._source, lossless, fmt,
+            weighted=self._target.weighted, workdir=self._workdir,
+            mp3_bitrate_kbps=self._mp3_bitrate_kbps,
+        )  # fmt: skip
+        self._headroom[fmt] = max(effect.overshoot_db, 0.0) + LOSSLESS_MARGIN_DB
+        if self._target.normalizes:
+            self._shift[fmt] = effect.level_loss_db
+
+    def correct(self, fmt: str, m: Measurement) -> bool:
+        """Adjust ``fmt`` after measuring its encoded file; True if it should be encoded again."""
+        again = False
+        if self.ceiling is not None and m.true_peak_db > self.ceiling:
+            self._headroom[fmt] = (
+                self._headroom.get(fmt, 0.0) + m.true_peak_db - self.ceiling + _CORRECTION_STEP_DB
+            )
+            again = True
+        goal = self._target.goal
+        if goal is not None and self._audible and self.ceiling is not None:
+            error = goal - self._target.level_of(m)
+            if math.isfinite(error) and abs(error) > _LEVEL_ACCURACY_DB:
+                self._shift[fmt] = self._shift.get(fmt, 0.0) + error
+                again = True
+        return again
