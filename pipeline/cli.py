@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _quiet_prefect()
     from pipeline.flows import narrate_flow
 
+    started = time.time()
     logging.getLogger("prefect.flow_runs").addFilter(_DropFinalState())
     state: Any = asyncio.run(
         narrate_flow(job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, return_state=True)  # type: ignore[arg-type]
@@ -150,7 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = job.output_dir / "preview" if args.preview else job.output_dir
     if state.is_failed():
         _err(state.message or "the job failed")
-        if (out / "report.json").exists():
+        report_path = out / "report.json"
+        if report_path.exists() and report_path.stat().st_mtime >= started:  # written by this run
             print(f"report: {out / 'report.json'}", file=sys.stderr)
         return EXIT_FAILED
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))

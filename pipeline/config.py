@@ -11,6 +11,7 @@ import glob
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,6 +37,13 @@ class InputConfig(_Strict):
     )
     keep_notes: bool = Field(default=False, description="EPUB: keep footnotes and endnotes")
     encoding: str = Field(default="utf-8", description="Text encoding of .txt/.md files")
+    watch: bool = Field(
+        default=False,
+        description=(
+            "Watch mode for scheduled runs: every file matching input.files is its own book, written to "
+            "<output_dir>/<file stem>/; a run narrates only files it has not finished before (new or changed)"
+        ),
+    )
 
 
 class EngineConfig(_Strict):
@@ -58,6 +66,13 @@ class LimitsConfig(_Strict):
     retries: int = Field(default=6, ge=0)
     timeout_s: float = Field(default=60, gt=0)
     max_cost_usd: float | None = Field(default=None, ge=0)
+    shared: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "Share requests_per_minute and max_concurrency with every process using the same API key, "
+            "through Prefect global concurrency limits; auto: when a Prefect server is configured"
+        ),
+    )
 
 
 class LexiconEntry(_Strict):
@@ -154,7 +169,16 @@ class OutputsConfig(_Strict):
 class ScheduleConfig(_Strict):
     cron: str | None = None
     interval_s: float | None = Field(default=None, gt=0)
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", description="IANA time zone the cron expression is read in")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as 'Europe'
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')") from None
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> ScheduleConfig:

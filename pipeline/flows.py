@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -20,7 +20,7 @@ from prefect.states import Completed, Failed, State
 
 from pipeline.cache import ChunkCache
 from pipeline.config import Job, load_job
-from pipeline.errors import NarrateError
+from pipeline.errors import FatalEngineError, NarrateError
 from pipeline.fsutil import output_lock, write_json_atomic
 from pipeline.prepare import PreparedBook, prepare_book
 from pipeline.progress import ProgressPrinter
@@ -37,9 +37,25 @@ class RunOptions:
     quiet: bool = False
 
 
+# A user's error (NarrateError) is returned from a task, not raised: a raised exception would
+# make Prefect log a full traceback, and the user should see one line. run_job raises it.
+
+
+T = TypeVar("T")
+
+
+def _unwrap(value: T | NarrateError) -> T:
+    if isinstance(value, NarrateError):
+        raise value
+    return value
+
+
 @task(name="prepare-text", cache_policy=NO_CACHE, persist_result=False)
-def prepare_task(job: Job, preview_seconds: float | None) -> PreparedBook:
-    book = prepare_book(job)
+def prepare_task(job: Job, preview_seconds: float | None) -> PreparedBook | NarrateError:
+    try:
+        book = prepare_book(job)
+    except NarrateError as exc:
+        return exc
     if preview_seconds:
         from pipeline.preview import preview_book
 
@@ -49,9 +65,15 @@ def prepare_task(job: Job, preview_seconds: float | None) -> PreparedBook:
 
 @task(name="synthesize", cache_policy=NO_CACHE, persist_result=False)
 async def synthesize_task(job: Job, book: PreparedBook, options: RunOptions) -> tuple[SynthesisResult, dict[str, Any]]:
-    engine = make_engine(job.config)
     try:
-        await engine.check()
+        engine = make_engine(job.config)
+    except NarrateError as exc:
+        return SynthesisResult(fatal=exc if isinstance(exc, FatalEngineError) else FatalEngineError(str(exc))), {}
+    try:
+        try:
+            await engine.check()
+        except FatalEngineError as exc:
+            return SynthesisResult(fatal=exc), {}
         result = await synthesize_all(
             book.chunks,
             engine=engine,
@@ -68,8 +90,13 @@ async def synthesize_task(job: Job, book: PreparedBook, options: RunOptions) -> 
 
 
 @task(name="render", cache_policy=NO_CACHE, persist_result=False)
-def render_task(job: Job, book: PreparedBook, synthesis: SynthesisResult, output_dir: Path) -> RenderResult:
-    return Renderer(job.config, book, ChunkCache(job.cache_dir), output_dir).render(synthesis.chunks)
+def render_task(
+    job: Job, book: PreparedBook, synthesis: SynthesisResult, output_dir: Path
+) -> RenderResult | NarrateError:
+    try:
+        return Renderer(job.config, book, ChunkCache(job.cache_dir), output_dir).render(synthesis.chunks)
+    except NarrateError as exc:
+        return exc
 
 
 async def run_job(job: Job, options: RunOptions) -> dict[str, Any]:
@@ -77,11 +104,11 @@ async def run_job(job: Job, options: RunOptions) -> dict[str, Any]:
     started = time.monotonic()
     output_dir = job.output_dir / "preview" if options.preview_seconds else job.output_dir
     with output_lock(output_dir):
-        book = prepare_task(job, options.preview_seconds)
+        book = _unwrap(prepare_task(job, options.preview_seconds))
         synthesis, engine_stats = await synthesize_task(job, book, options)
         if synthesis.fatal is not None and not synthesis.chunks:
             raise synthesis.fatal
-        render = render_task(job, book, synthesis, output_dir)
+        render = _unwrap(render_task(job, book, synthesis, output_dir))
         report = build_report(
             job,
             book,

@@ -97,7 +97,7 @@ def ref_rms_db(x: np.ndarray) -> float:
 
 
 def ref_sample_peak_db(x: np.ndarray) -> float:
-    return float(20 * np.log10(np.max(np.abs(x))))
+    return float(20 * np.log10(np.max(np.abs(np.asarray(x, dtype=np.float64)))))
 
 
 def ref_true_peak_db(x: np.ndarray) -> float:

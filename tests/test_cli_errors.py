@@ -66,7 +66,7 @@ def test_missing_manuscript(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     ("name", "content", "needle"),
     [
         ("empty.txt", b"", "empty"),
-        ("blank.md", b"  \n\n \t\n", "empty"),
+        ("blank.md", b"  \n\n \t\n", "whitespace"),
         ("binary.txt", b"\x00\x01\x02PNG\x00\x00data", "binary"),
         ("latin1.txt", "Caf\u00e9 au lait.\n".encode("latin-1"), "UTF-8"),
     ],

@@ -231,6 +231,6 @@ def test_backoff_is_jittered_doubling_and_bounded(retry_number: int) -> None:
     backoff = JitteredBackoff()
     state = RetryCallState(retry_object=build_retry_policy(LimitsConfig(), sleep=no_sleep), fn=None, args=(), kwargs={})
     state.attempt_number = retry_number
-    step = 30.0 if retry_number > 7 else 0.5 * 2 ** (retry_number - 1)
+    step = 30.0 if retry_number >= 7 else 0.5 * 2 ** (retry_number - 1)  # 0.5 * 2**6 = 32 > the 30 s cap
     assert backoff.step(retry_number) == step
     assert step / 2 <= backoff(state) <= step <= 30.0

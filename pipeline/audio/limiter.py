@@ -30,7 +30,7 @@ from pipeline.audio.loudness import INTERPOLATION_BOUND, PHASES, TAPS_PER_SIDE, 
 # point reads TAPS_PER_SIDE samples either side, and a sample's need looks at the points within
 # that same reach (every sample that shapes an inter-sample peak is turned down with it).
 _REACH = 2 * TAPS_PER_SIDE
-_GAP_READ = 2 * TAPS_PER_SIDE  # samples an in-between point reads: x[g-5 .. g+6]
+_GAP_READ = 2 * TAPS_PER_SIDE  # an in-between point after sample g reads x[g-T+1 .. g+T]
 # The phases as columns for windows read in time order (convolution reads them reversed).
 _GATHER_TAPS = np.ascontiguousarray(PHASES[:, ::-1].T)
 
@@ -46,8 +46,8 @@ def _need_db(x: np.ndarray, ceiling: float) -> np.ndarray:
     if n <= 0:
         return np.zeros(max(n, 0), dtype=np.float32)
     magnitude = np.abs(x).astype(np.float32, copy=False)
-    # gap g lies between samples g and g+1 and reads x[g-5 .. g+6]
-    loudest_read = sliding_max(magnitude, _GAP_READ)  # [i] covers x[i .. i+11]: gap i + 5
+    # gap g lies between samples g and g+1; loudest_read[i] covers what gap i + T - 1 reads
+    loudest_read = sliding_max(magnitude, _GAP_READ)
     candidates = np.flatnonzero(loudest_read * INTERPOLATION_BOUND > ceiling)
     per_sample = magnitude.copy()
     if len(candidates):
@@ -58,7 +58,7 @@ def _need_db(x: np.ndarray, ceiling: float) -> np.ndarray:
         np.maximum.at(per_sample, gaps + 1, points)
     if per_sample.max() <= ceiling:
         return np.zeros(n, dtype=np.float32)
-    spread = sliding_max(per_sample, 2 * TAPS_PER_SIDE + 1)  # [i] covers samples i .. i+12
+    spread = sliding_max(per_sample, 2 * TAPS_PER_SIDE + 1)  # [i] is centred on sample i + T
     envelope = spread[TAPS_PER_SIDE : TAPS_PER_SIDE + n]
     need = np.zeros(n, dtype=np.float32)
     over = envelope > ceiling

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -139,6 +140,7 @@ class AsyncFlowEngine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        request_gate: Callable[[], AbstractAsyncContextManager[object]] | None = None,
     ) -> None:
         self._engine = engine
         self._limits = limits
@@ -150,6 +152,9 @@ class AsyncFlowEngine:
         self._concurrency = AdaptiveConcurrency(limits.max_concurrency)
         self._rate = RequestRateLimiter(limits.requests_per_minute, clock=clock, sleep=sleep)
         self._retrying = build_retry_policy(limits, sleep=sleep, before_sleep=self._before_retry)
+        # Entered around each HTTP exchange, after the in-process limits: how limits shared with
+        # other processes (pipeline.orchestrate.shared_limits) hold a request until it may go.
+        self._request_gate = request_gate or nullcontext
         self.stats = EngineStats(concurrency_current=limits.max_concurrency, concurrency_min=limits.max_concurrency)
 
     def __repr__(self) -> str:
@@ -282,7 +287,8 @@ class AsyncFlowEngine:
             self.stats.requests += 1
             self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._concurrency.in_flight)
             try:
-                response = await self._client.request(method, path, json=json)
+                async with self._request_gate():
+                    response = await self._client.request(method, path, json=json)
             except httpx.TimeoutException as exc:
                 self.stats.server_errors += 1
                 raise ServerError(f"{context}: no answer in time ({type(exc).__name__})") from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 from pipeline.config import JobConfig
 from pipeline.tts.base import Engine
 
@@ -12,7 +15,10 @@ def needs_timings(cfg: JobConfig) -> bool:
     return bool(out.subtitles or out.alignment or out.dataset is not None or out.media_overlays)
 
 
-def make_engine(cfg: JobConfig) -> Engine:
+def make_engine(
+    cfg: JobConfig, *, request_gate: Callable[[], AbstractAsyncContextManager[object]] | None = None
+) -> Engine:
+    """``request_gate``: see AsyncFlowEngine (limits shared across processes); the local engine has none."""
     e = cfg.engine
     if e.kind == "local":
         from pipeline.tts.local import LocalEngine
@@ -20,7 +26,7 @@ def make_engine(cfg: JobConfig) -> Engine:
         return LocalEngine(voice=e.voice, sample_rate=e.sample_rate, speed=e.speed, language=e.language)
     from pipeline.tts.asyncflow import AsyncFlowEngine, api_key_from_env
 
-    return AsyncFlowEngine(engine=e, limits=cfg.limits, api_key=api_key_from_env(e))
+    return AsyncFlowEngine(engine=e, limits=cfg.limits, api_key=api_key_from_env(e), request_gate=request_gate)
 
 
 def worker_count(cfg: JobConfig) -> int:
