@@ -38,6 +38,13 @@ def slugify(text: str, *, limit: int = 48) -> str:
     return (slug[:limit].rstrip("-")) or "untitled"
 
 
+@dataclass(frozen=True, slots=True)
+class AssembledChapter:
+    raw: Path  # the assembled, unmastered float32 WAV in the working folder
+    timeline: ChapterTimeline
+    cues: list[Cue]
+
+
 @dataclass(slots=True)
 class RenderResult:
     files: list[FileReport] = field(default_factory=list)
@@ -92,7 +99,7 @@ class Renderer:
         for item in done:
             by_chapter.setdefault(item.chunk.chapter, []).append(item)
         self.work.mkdir(parents=True, exist_ok=True)
-        assembled: dict[int, tuple[Path, ChapterTimeline, list[Cue]]] = {}
+        assembled: dict[int, AssembledChapter] = {}
         style = self.cfg.outputs.subtitle_style
         all_cues: list[Cue] = []
         chapter_dir = self.out / "chapters"
@@ -108,7 +115,7 @@ class Renderer:
             timeline = chapter_timeline(items, layout, title=chapter.title, source=chapter.source)
             cues = list(build_cues(timeline, style))
             all_cues.extend(cues)
-            assembled[index] = (raw, timeline, cues)
+            assembled[index] = AssembledChapter(raw, timeline, cues)
             if self.cfg.outputs.chapter_files:
                 stem = chapter_dir / self.chapter_stem(index)
                 tags = Tags(
@@ -136,7 +143,7 @@ class Renderer:
         offsets_ms = self._render_book(assembled, result) if result.book_complete else {}
         if self.cfg.outputs.alignment and assembled:
             doc = alignment_document(
-                [(tl, offsets_ms.get(i, 0)) for i, (_, tl, _) in assembled.items()],
+                [(a.timeline, offsets_ms.get(i, 0)) for i, a in assembled.items()],
                 job_name=self.cfg.name,
                 sample_rate=self.rate,
                 audio_files={i: f"chapters/{self.chapter_stem(i)}.{self.cfg.audio.formats[0]}" for i in assembled},
@@ -144,22 +151,23 @@ class Renderer:
             )
             write_json_atomic(self.out / "alignment.json", doc)
             result.other_files.append(str(self.out / "alignment.json"))
-        result.audio_seconds = sum(tl.duration_ms for _, tl, _ in assembled.values()) / 1000
+        if self.cfg.outputs.media_overlays and assembled:
+            self._write_media_overlays(assembled, result)
+        result.audio_seconds = sum(a.timeline.duration_ms for a in assembled.values()) / 1000
         shutil.rmtree(self.work, ignore_errors=True)
         return result
 
-    def _render_book(
-        self, assembled: dict[int, tuple[Path, ChapterTimeline, list[Cue]]], result: RenderResult
-    ) -> dict[int, int]:
+    def _render_book(self, assembled: dict[int, AssembledChapter], result: RenderResult) -> dict[int, int]:
         order = sorted(assembled)
         gap_ms = self.cfg.audio.chapter_pause_ms
         book_raw = self.work / "book.wav"
-        offsets = join_files([assembled[i][0] for i in order], book_raw, gap_ms=gap_ms)
+        offsets = join_files([assembled[i].raw for i in order], book_raw, gap_ms=gap_ms)
         offsets_ms = {i: round(off * 1000 / self.rate) for i, off in zip(order, offsets, strict=True)}
         if not self.cfg.outputs.book_file:
             return offsets_ms
         markers = [
-            (self.book.chapters[i].title, offsets_ms[i], offsets_ms[i] + assembled[i][1].duration_ms) for i in order
+            (self.book.chapters[i].title, offsets_ms[i], offsets_ms[i] + assembled[i].timeline.duration_ms)
+            for i in order
         ]
         stem = self.out / self.book_slug
         tags = Tags(title=self.book.title, author=self.book.author, album=self.book.title)
@@ -174,7 +182,27 @@ class Renderer:
                 chapters=markers,
             )
         )
-        cues = [cue.with_offset(offsets_ms[i]) for i in order for cue in assembled[i][2]]
-        words = [w.with_offset(offsets_ms[i]) for i in order for w in assembled[i][1].words]
+        cues = [cue.with_offset(offsets_ms[i]) for i in order for cue in assembled[i].cues]
+        words = [w.with_offset(offsets_ms[i]) for i in order for w in assembled[i].timeline.words]
         self._write_subtitles(stem, cues, words, result)
         return offsets_ms
+
+    def _chapter_audio_name(self, index: int) -> str:
+        # EPUB reading systems play MP3 and AAC; WAV is not an EPUB core media type.
+        formats = self.cfg.audio.formats
+        ext = "mp3" if "mp3" in formats else next((f for f in formats if f != "m4b"), "wav")
+        return f"chapters/{self.chapter_stem(index)}.{ext}"
+
+    def _write_media_overlays(self, assembled: dict[int, AssembledChapter], result: RenderResult) -> None:
+        from pipeline.align.smil import chapter_shape, media_overlay_files, write_media_overlays
+
+        order = sorted(assembled)
+        files = media_overlay_files(
+            [assembled[i].timeline for i in order],
+            audio_files={i: self._chapter_audio_name(i) for i in order},
+            title=self.book.title,
+            identifier=f"urn:narrate:{self.cfg.name}",
+            language=self.book.language or "en",
+            shapes={i: chapter_shape(self.book.chapters[i]) for i in order},
+        )
+        result.other_files.extend(str(p) for p in write_media_overlays(self.out, files))
