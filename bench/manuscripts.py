@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.config import Job, JobConfig
+from pipeline.models import Chunk
+from pipeline.prepare import prepare_book
 
 WORDS_PER_CHAPTER = 3000
 
@@ -100,3 +105,54 @@ def synthetic_manuscript(words: int, *, seed: int = 0) -> str:
             in_chapter += count
         out.append(" ".join(kept) + "\n\n")
     return "".join(out)
+
+
+def words_manuscript(folder: Path, words: int, *, seed: int = 0) -> Path:
+    """``synthetic_manuscript(words)`` written to ``folder/words-N.txt`` (rewritten each time:
+    generating even 100,000 words takes a fraction of a second)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"words-{words}-seed{seed}.txt"
+    path.write_text(synthetic_manuscript(words, seed=seed), encoding="utf-8")
+    return path
+
+
+# --- manuscripts cut to a number of chunks ---------------------------------------------------
+
+
+def _job_for(manuscript: Path, max_chars: int) -> Job:
+    config = JobConfig.model_validate(
+        {"name": "sizing", "input": {"files": [str(manuscript)]}, "text": {"max_chars": max_chars}}
+    )
+    return Job(config, manuscript.parent / "sizing.yaml")
+
+
+def book_chunks(manuscript: Path, max_chars: int) -> tuple[Chunk, ...]:
+    """The chunks narrate makes of ``manuscript`` (the real text stage: reading, normalizing,
+    chunking) with ``text.max_chars`` and every other text setting at its default."""
+    return prepare_book(_job_for(manuscript.resolve(), max_chars)).chunks
+
+
+def chunked_manuscript(path: Path, chunks: int, *, max_chars: int, seed: int = 0) -> Path:
+    """Write (or keep, when it is already right) a synthetic manuscript at ``path`` that
+    narrate cuts into exactly ``chunks`` chunks: generate more than enough text, then cut it
+    where the chunk numbered ``chunks`` ends (a sentence end, so the greedy packing of the
+    prefix is the same). The first chunk is the first chapter's title, so ``chunks`` >= 2."""
+    if chunks < 2:
+        raise ValueError(f"{path}: a manuscript makes at least 2 chunks (a chapter title and its text)")
+    if path.exists() and len(book_chunks(path, max_chars)) == chunks:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    words = max(200, chunks * max_chars // 4)
+    while True:
+        text = synthetic_manuscript(words, seed=seed)
+        path.write_text(text, encoding="utf-8")
+        found = book_chunks(path, max_chars)
+        if len(found) >= chunks:
+            break
+        words *= 2
+    end = found[chunks - 1].words[-1].end
+    path.write_text(text[:end] + "\n", encoding="utf-8")
+    made = len(book_chunks(path, max_chars))
+    if made != chunks:
+        raise RuntimeError(f"{path}: cut for {chunks} chunks but narrate makes {made}")
+    return path

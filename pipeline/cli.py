@@ -114,6 +114,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_job
+    from pipeline.fsutil import check_writable_folder
     from pipeline.prepare import prepare_book
     from pipeline.tts.factory import make_engine
 
@@ -127,6 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         api_key_from_env(job.config.engine)
     else:
         make_engine(job.config)  # checks the local voice name early
+    # A folder that can never be written fails here, before the estimate or any spending.
+    check_writable_folder(job.output_dir, "output_dir")
+    check_writable_folder(job.cache_dir, "cache_dir")
     est = _estimate(job, book)
     if not args.quiet:
         print("\n".join(est.lines()), file=sys.stderr)
@@ -147,7 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.time()
     logging.getLogger("prefect.flow_runs").addFilter(_DropFinalState())
     state: Any = asyncio.run(
-        narrate_flow(job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, return_state=True)  # type: ignore[arg-type]
+        narrate_flow(  # type: ignore[arg-type]
+            job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, quiet=args.quiet, return_state=True
+        )
     )
     out = job.output_dir / "preview" if args.preview else job.output_dir
     if state.is_failed():
@@ -208,12 +214,39 @@ def cmd_cache(args: argparse.Namespace) -> int:
     cache = ChunkCache(root)
     if args.action == "stats":
         s = cache.stats()
-        print(f"{root}: {s.entries} chunks, {s.bytes / 1e6:.1f} MB")
-    else:
-        removed = cache.prune(
-            older_than_days=args.older_than_days, max_bytes=int(args.max_mb * 1e6) if args.max_mb is not None else None
-        )
-        print(f"{root}: removed {removed} chunks")
+        line = f"{root}: {s.entries} chunks, {s.bytes / 1e6:.1f} MB"
+        if s.oldest is not None and s.newest is not None:
+            now = time.time()
+            line += f", last used {(now - s.newest) / 86400:.1f} to {(now - s.oldest) / 86400:.1f} days ago"
+        print(line)
+        return 0
+    if args.older_than_days is None and args.max_mb is None:
+        raise ConfigError("cache prune: give --older-than-days DAYS and/or --max-mb MB")
+    for option, value in (("--older-than-days", args.older_than_days), ("--max-mb", args.max_mb)):
+        if value is not None and value < 0:
+            raise ConfigError(f"cache prune: {option} must not be negative (got {value})")
+    max_bytes = int(args.max_mb * 1e6) if args.max_mb is not None else None
+    removed = cache.prune(older_than_days=args.older_than_days, max_bytes=max_bytes)
+    s = cache.stats()
+    print(f"{root}: removed {removed} chunks; {s.entries} chunks, {s.bytes / 1e6:.1f} MB left")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _quiet_prefect()
+    from pipeline.orchestrate.serve import serve_jobs
+
+    serve_jobs(args.jobs, limit=args.limit)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    _quiet_prefect()
+    from pipeline.orchestrate.deploy import deploy_jobs
+
+    for name in deploy_jobs(args.jobs, pool=args.pool, create_pool=not args.no_create_pool):
+        print(f"deployed {name} to work pool {args.pool!r}")
+    print(f"start workers with: prefect worker start --pool {args.pool} --type process")
     return 0
 
 
@@ -260,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--older-than-days", type=float)
     cache.add_argument("--max-mb", type=float)
 
+    serve = sub.add_parser("serve", help="run jobs on their schedules (needs a Prefect server)")
+    serve.add_argument("jobs", nargs="+", metavar="JOB", help="job files; each becomes deployment narrate/<name>")
+    serve.add_argument("--limit", type=int, help="at most this many runs at once")
+    deploy = sub.add_parser("deploy", help="register jobs on a Prefect work pool for workers to run")
+    deploy.add_argument("jobs", nargs="+", metavar="JOB")
+    deploy.add_argument("--pool", required=True, help="work pool name (a process pool)")
+    deploy.add_argument("--no-create-pool", action="store_true", help="fail if the pool does not exist")
+
     sub.add_parser(
         "emulator", help="serve the AsyncFlow API on loopback (see `narrate emulator --help`)", add_help=False
     )
@@ -282,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schema": cmd_schema,
         "voices": cmd_voices,
         "cache": cmd_cache,
+        "serve": cmd_serve,
+        "deploy": cmd_deploy,
     }
     try:
         if args.command == "emulator":

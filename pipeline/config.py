@@ -8,6 +8,7 @@ file, the line and the dotted key path.
 from __future__ import annotations
 
 import glob
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -219,7 +220,8 @@ class Job:
 
     def resolve(self, relative: str) -> Path:
         p = Path(relative).expanduser()
-        return p if p.is_absolute() else self.base / p
+        # normpath, not resolve(): tidy "configs/../out" without following symlinks.
+        return Path(os.path.normpath(p if p.is_absolute() else self.base / p))
 
     @property
     def output_dir(self) -> Path:

@@ -22,6 +22,10 @@ from pipeline.cache import ChunkCache
 from pipeline.config import Job, load_job
 from pipeline.errors import FatalEngineError, NarrateError
 from pipeline.fsutil import output_lock, write_json_atomic
+from pipeline.orchestrate.artifacts import publish_failure, publish_report
+from pipeline.orchestrate.parameters import with_run_parameters
+from pipeline.orchestrate.shared_limits import shared_gate_for
+from pipeline.orchestrate.watch import run_watch_flow
 from pipeline.prepare import PreparedBook, prepare_book
 from pipeline.progress import ProgressPrinter
 from pipeline.render import Renderer, RenderResult
@@ -66,13 +70,13 @@ def prepare_task(job: Job, preview_seconds: float | None) -> PreparedBook | Narr
 @task(name="synthesize", cache_policy=NO_CACHE, persist_result=False)
 async def synthesize_task(job: Job, book: PreparedBook, options: RunOptions) -> tuple[SynthesisResult, dict[str, Any]]:
     try:
-        engine = make_engine(job.config)
+        engine = make_engine(job.config, request_gate=await shared_gate_for(job.config))
     except NarrateError as exc:
         return SynthesisResult(fatal=exc if isinstance(exc, FatalEngineError) else FatalEngineError(str(exc))), {}
     try:
         try:
             await engine.check()
-        except FatalEngineError as exc:
+        except NarrateError as exc:  # also an unreachable server, once its retries are spent
             return SynthesisResult(fatal=exc), {}
         result = await synthesize_all(
             book.chunks,
@@ -125,14 +129,29 @@ async def run_job(job: Job, options: RunOptions) -> dict[str, Any]:
 
 
 @flow(name="narrate", persist_result=False, log_prints=False)
-async def narrate_flow(job_path: str, fresh: bool = False, preview_seconds: float | None = None) -> State:
+async def narrate_flow(
+    job_path: str,
+    fresh: bool = False,
+    preview_seconds: float | None = None,
+    files: list[str] | None = None,
+    chapters: list[int | str] | None = None,
+    quiet: bool = False,
+) -> State:
     """Run one job file. Ends Failed (with the one-line reason) when the job did not finish
-    every chunk, so schedules and the UI show the truth."""
+    every chunk, so schedules and the UI show the truth. ``files`` and ``chapters`` replace the
+    job's input.files / input.chapters for this run (deployment parameters); ``quiet`` turns
+    the progress display off (``narrate run --quiet``)."""
+    options = RunOptions(fresh=fresh, preview_seconds=preview_seconds, quiet=quiet)
     try:
-        job = load_job(job_path)
-        report = await run_job(job, RunOptions(fresh=fresh, preview_seconds=preview_seconds))
+        job = with_run_parameters(load_job(job_path), files=files, chapters=chapters)
+        if job.config.input.watch:
+            record = preview_seconds is None and chapters is None  # a partial run finishes no book
+            return await run_watch_flow(job, lambda one: run_job(one, options), record=record)
+        report = await run_job(job, options)
     except NarrateError as exc:
+        await publish_failure(Path(job_path).stem, str(exc))
         return Failed(message=str(exc))
+    await publish_report(report, Path(report["report_file"]).parent)
     if report["chunks_failed"]:
         return Failed(message=f"{report['chunks_failed']} chunk(s) failed; see {report['report_file']}", data=report)
     return Completed(message="done", data=report)

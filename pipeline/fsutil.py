@@ -2,47 +2,115 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import OutputError
 
+LOCK_NAME = ".narrate.lock"
+
+# Temporary names of every atomic writer in narrate: ".<name>.<8-12 random chars>.tmp[.<ext>]"
+# (here, in pipeline.audio and pipeline.align). Only hidden files match, never a user's file.
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-z_]{8,12}\.tmp(\.[A-Za-z0-9]{1,5})?$")
+
+
+def _new_temp_beside(path: Path) -> Path:
+    """An empty new file next to ``path`` that keeps its suffix (soundfile and ffmpeg infer the
+    format from it). Mode 0o666 so the umask decides, as for any file written in place
+    (mkstemp would make every output private)."""
+    for _ in range(100):
+        candidate = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise OutputError(f"{path}: cannot create a temporary file beside it")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block ends
-    normally. The temporary keeps the final suffix so libraries that infer a format from the
-    name (soundfile, ffmpeg) still do."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    """Yield a temporary path beside ``path``; once the block ends normally, flush it to disk
+    and rename it over ``path``. On any error ``path`` keeps its old content (or stays absent)
+    and the temporary file is removed. Filesystem failures raise OutputError naming ``path``."""
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _new_temp_beside(path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        try:
+            _fsync(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
-        tmp_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        try:
+            tmp.write_text(text, encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def write_json_atomic(path: Path, data: object) -> None:
     write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
+def check_writable_folder(folder: Path, setting: str) -> None:
+    """Fail early, before anything is spent, when ``folder`` cannot become a writable folder:
+    it (or a parent) is a file, or the nearest existing parent is not writable. ``setting``
+    names the job key ("output_dir") for the message. Creates nothing."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "exists and is not a folder" if existing == folder else f"{existing} is a file, not a folder"
+        raise OutputError(f"{folder}: {setting} {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: {setting} is not writable ({existing} is read-only)")
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary files that killed runs left in an output folder we hold the lock for.
+    Sub-folders with a lock of their own (a preview) belong to other runs and are skipped."""
+    removed = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not (Path(root) / d / LOCK_NAME).exists()]
+        for name in files:
+            if _TEMP_NAME.match(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(root, name))
+                    removed += 1
+    return removed
+
+
 @contextmanager
 def output_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on an output folder for the length of a run, so two runs of the
     same job cannot interleave their writes. The lock dies with the process (flock), so a
-    killed run never leaves a stale lock behind."""
+    killed run never leaves a stale lock behind; what such a run left half-written is swept."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -51,7 +119,7 @@ def output_lock(folder: Path) -> Iterator[None]:
         raise OutputError(f"{folder}: cannot create output folder: {exc.strerror}") from None
     if not os.access(folder, os.W_OK):
         raise OutputError(f"{folder}: output folder is not writable")
-    lock_path = folder / ".narrate.lock"
+    lock_path = folder / LOCK_NAME
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -65,6 +133,7 @@ def output_lock(folder: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
+        remove_stale_temporaries(folder)
         yield
     finally:
         os.close(fd)

@@ -2,8 +2,8 @@
 
 Every stage takes these and returns new ones; none of them knows about Prefect, files on disk
 or the engine in use. Times are integer milliseconds (exact, and fine enough for speech: a
-rounding error of at most half a millisecond), offsets are character indices into the decoded
-source text of the file a word came from.
+rounding error of at most half a millisecond), offsets are character indices into the text of
+the Document a word came from (``Document.file_span`` maps them to the file itself).
 """
 
 from __future__ import annotations
@@ -93,12 +93,34 @@ class Chapter:
 
 @dataclass(frozen=True, slots=True)
 class Document:
+    """``text`` is what every word offset indexes into: the decoded file for plain text, the
+    rendered visible text for Markdown, the kept text for EPUB. ``file_spans`` leads from
+    ``text`` back to the decoded file where they differ (Markdown): an int32 array of shape
+    (len(text), 2) holding each character's [start, end) in the file; None means the same."""
+
     path: str
-    text: str  # the decoded source text that every offset indexes into
+    text: str
     chapters: tuple[Chapter, ...]
     title: str | None = None
     author: str | None = None
     language: str | None = None
+    file_spans: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.file_spans is not None and self.file_spans.shape != (len(self.text), 2):
+            raise ValueError(f"{self.path}: file_spans has shape {self.file_spans.shape}, not ({len(self.text)}, 2)")
+
+    def file_span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the decoded file that ``text[start:end]`` was rendered from: from where
+        its first character came from to where its last one did, markup inside included
+        (``*hers*.`` rendered as ``hers.`` spans ``hers*.``)."""
+        spans = self.file_spans
+        if spans is None:
+            return start, end
+        if end > start:
+            return int(spans[start, 0]), int(spans[end - 1, 1])
+        at = int(spans[start, 0]) if start < len(spans) else int(spans[-1, 1]) if len(spans) else 0
+        return at, at
 
 
 @dataclass(frozen=True, slots=True)

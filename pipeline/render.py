@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.align.alignment import alignment_document
+from pipeline.align.alignment import alignment_document, document_file_spans
 from pipeline.align.cues import build_cues, cue_stats
 from pipeline.align.subtitles import compose_srt, compose_vtt, word_cues
 from pipeline.align.timeline import chapter_timeline
@@ -148,6 +148,7 @@ class Renderer:
                 sample_rate=self.rate,
                 audio_files={i: f"chapters/{self.chapter_stem(i)}.{self.cfg.audio.formats[0]}" for i in assembled},
                 book_file=f"{self.book_slug}.{self.cfg.audio.formats[0]}" if result.book_complete else None,
+                file_span=document_file_spans(self.book.documents),  # Markdown: offsets into the .md file
             )
             write_json_atomic(self.out / "alignment.json", doc)
             result.other_files.append(str(self.out / "alignment.json"))

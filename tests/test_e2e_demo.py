@@ -30,7 +30,8 @@ def spoken_manuscript_words() -> list[str]:
         stripped = line.strip()
         if stripped.startswith("# ") or re.fullmatch(r"(\*\s*){3,}|#|-{3,}", stripped):
             continue
-        words.extend(re.sub(r"^#+\s*", "", stripped).split())
+        line_words = re.sub(r"^#+\s*", "", stripped).split()
+        words.extend(w.strip("*_") if w.strip("*_") else w for w in line_words)  # emphasis is not text
     return words
 
 

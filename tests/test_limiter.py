@@ -30,9 +30,10 @@ def test_loud_speech_is_held_under_the_ceiling_with_its_length() -> None:
     x = db_gain(speech(), 6.0)  # peaks about 6 dB over full scale
     out, limiter = limit(x, -1.0)
     assert len(out) == len(x)
-    assert true_peak_db(out) <= -1.0
+    assert true_peak_db(out) <= -1.0 + 1e-3  # float rounding of the gain, nothing more
     assert ref_true_peak_db(out) <= -0.9  # a longer oversampling filter agrees within 0.1 dB
-    assert limiter.max_reduction_db > 6.0
+    # it took off what was over, and not more
+    assert limiter.max_reduction_db == pytest.approx(true_peak_db(x) + 1.0, abs=0.1)
 
 
 def test_audio_under_the_ceiling_passes_untouched_and_aligned() -> None:
@@ -90,6 +91,6 @@ def test_any_signal_any_ceiling_any_block_size(ceiling: float, boost: float, blo
     x = (rng.standard_normal(len(envelope)) * envelope * 0.3 * 10 ** (boost / 20)).astype(np.float32)
     out, _ = limit(x, ceiling, block=max(block, 50))
     assert len(out) == len(x)
-    assert true_peak_db(out) <= ceiling + 1e-4
+    assert true_peak_db(out) <= ceiling + 1e-3
     # Never louder than the input, anywhere.
     assert np.all(np.abs(out) <= np.abs(x) + 1e-7)

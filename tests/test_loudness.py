@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import tracemalloc
 from collections.abc import Iterator
@@ -82,9 +83,7 @@ def test_gates_ignore_silence_and_quiet_passages() -> None:
     padded = np.concatenate([np.zeros(rate * 20, dtype=np.float32), loud, quiet])
     # The absolute gate drops the silence, the relative gate the -40 dB passage; only the few
     # blocks straddling an edge (part tone, part not) still count, which costs < 0.05 LU here.
-    assert measure(padded, rate).integrated_lufs == pytest.approx(
-        measure(loud, rate).integrated_lufs, abs=0.05
-    )
+    assert measure(padded, rate).integrated_lufs == pytest.approx(measure(loud, rate).integrated_lufs, abs=0.05)
 
 
 def test_silence_and_too_short_audio_have_no_loudness() -> None:
@@ -143,7 +142,7 @@ def test_block_boundaries_do_not_change_any_measurement(cuts: list[int], seed: i
     whole = measure(x, block=len(x), head_ms=500, tail_ms=700)
     analyzer = Analyzer(SR, head_ms=500, tail_ms=700)
     edges = sorted({min(c * 7 % len(x), len(x)) for c in cuts} | {0, len(x)})
-    for lo, hi in zip(edges, edges[1:], strict=False):
+    for lo, hi in itertools.pairwise(edges):
         analyzer.add(x[lo:hi])
     split = analyzer.result()
     assert split.integrated_lufs == pytest.approx(whole.integrated_lufs, abs=1e-9)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -459,13 +458,13 @@ def test_other_encodings_when_asked(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".txt", ".md"])
-def test_a_one_megabyte_manuscript_parses_in_well_under_a_second(tmp_path: Path, suffix: str) -> None:
+def test_a_one_megabyte_manuscript_parses_whole(tmp_path: Path, suffix: str) -> None:
+    # Speed is measured in bench/, not asserted here; this checks a big file reads completely.
     body = DEMO.read_text(encoding="utf-8").split("\n", 1)[1]
     if suffix == ".txt":
         body = body.replace("## ", "").replace("*", "")
     path = write(tmp_path, "big" + suffix, body * (1_000_000 // len(body) + 1))
-    started = time.process_time()  # CPU time: the machine may be busy with other tests
     document = read_manuscript(path, display_name="big" + suffix)
-    elapsed = time.process_time() - started
-    assert len(document.chapters) > 300
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    copies = 1_000_000 // len(body) + 1
+    assert len(document.chapters) == 3 * copies
+    assert sum(len(c.words) for c in document.chapters) > 150_000

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.audio.encode import Tags, decode, open_sink
+from pipeline.audio.encode import EncoderOptions, Tags, decode, open_sink
+from pipeline.audio.excerpts import excerpt_spans, read_span
 from pipeline.audio.loudness import Analyzer, Measurement
-from pipeline.audio.render_pass import Chain, Processor, source_blocks
+from pipeline.audio.render_pass import BLOCK_FRAMES, Chain, Processor
 
 _EXCERPTS = 6
-_EXCERPT_S = 10.0
+_EXCERPT_S = 8.0
 _WARMUP_S = 1.0
-_WHOLE_FILE_S = 90.0  # shorter files are encoded whole
+_WHOLE_FILE_S = 60.0  # shorter files are encoded whole
 _FADE_S = 0.01
 _GAP_S = 0.05
 
@@ -35,21 +36,10 @@ class CodecEffect:
     overshoot_db: float  # true peak after encoding minus before (positive: peaks grew)
 
 
-def _spans(frames: int, rate: int) -> list[tuple[int, int, int]]:
-    """(start, warm-up, length) of each excerpt."""
-    if frames <= _WHOLE_FILE_S * rate:
-        return [(0, 0, frames)]
-    length, warmup = int(_EXCERPT_S * rate), int(_WARMUP_S * rate)
-    stride = (frames - length - warmup) // (_EXCERPTS - 1)
-    return [(i * stride, warmup, length) for i in range(_EXCERPTS)]
-
-
-def _excerpt(
-    src: Path, chain: Chain, rate: int, start: int, warmup: int, length: int
-) -> np.ndarray:
+def _excerpt(src: Path, chain: Chain, rate: int, start: int, warmup: int, length: int) -> np.ndarray:
     processor = Processor(chain, rate)
-    _, blocks = source_blocks(src, start=start, frames=warmup + length)
-    parts = [processor.process(block) for block in blocks]
+    audio = read_span(src, start, warmup + length)
+    parts = [processor.process(audio[i : i + BLOCK_FRAMES]) for i in range(0, len(audio), BLOCK_FRAMES)]
     parts.append(processor.flush())
     out = np.concatenate(parts)[warmup:]
     fade = min(int(_FADE_S * rate), len(out) // 2)
@@ -68,18 +58,19 @@ def codec_effect(
     *,
     weighted: bool,
     workdir: Path,
-    mp3_bitrate_kbps: int,
+    options: EncoderOptions,
 ) -> CodecEffect:
     """Encode excerpts of ``chain``'s output as ``fmt``, decode, and compare."""
     rate = source.sample_rate
     before = Analyzer(rate)
     temp = workdir / f".narrate-calibrate-{secrets.token_hex(4)}.{fmt}"
-    sink = open_sink(
-        fmt, temp, rate, Tags(), frames=source.frames, mp3_bitrate_kbps=mp3_bitrate_kbps
-    )
+    sink = open_sink(fmt, temp, rate, Tags(), frames=source.frames, options=options)
     try:
         gap = np.zeros(int(_GAP_S * rate), dtype=np.float32)
-        for start, warmup, length in _spans(source.frames, rate):
+        spans = excerpt_spans(
+            source.frames, rate, whole_up_to_s=_WHOLE_FILE_S, count=_EXCERPTS, length_s=_EXCERPT_S, warmup_s=_WARMUP_S
+        )
+        for start, warmup, length in spans:
             out = _excerpt(src, chain, rate, start, warmup, length)
             for piece in (out, gap):
                 before.add(piece)

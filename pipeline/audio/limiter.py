@@ -24,7 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.audio.loudness import INTERPOLATION_BOUND, PHASES, TAPS_PER_SIDE, sliding_max
+from pipeline.audio.loudness import (
+    INTERPOLATION_BOUND,
+    PHASES,
+    TAPS_PER_SIDE,
+    interpolated_magnitudes,
+    sliding_max,
+)
 
 # Samples of context the need computation reads on either side of a sample: an interpolated
 # point reads TAPS_PER_SIDE samples either side, and a sample's need looks at the points within
@@ -33,14 +39,17 @@ _REACH = 2 * TAPS_PER_SIDE
 _GAP_READ = 2 * TAPS_PER_SIDE  # an in-between point after sample g reads x[g-T+1 .. g+T]
 # The phases as columns for windows read in time order (convolution reads them reversed).
 _GATHER_TAPS = np.ascontiguousarray(PHASES[:, ::-1].T)
+# Above this share of gaps to interpolate, filtering the whole block is cheaper than gathering.
+_GATHER_MAX_SHARE = 0.05
 
 
 def _need_db(x: np.ndarray, ceiling: float) -> np.ndarray:
     """dB over ``ceiling`` around each sample of ``x[_REACH : -_REACH]`` (0 where under).
 
     Only the gaps whose neighbourhood is loud enough to interpolate over the ceiling (the
-    filter's gain bound says which) are interpolated, gathered into one matrix product, so
-    quiet and moderate stretches cost a few vector passes and no filtering.
+    filter's gain bound says which) need interpolating: a few of them are gathered into one
+    matrix product, many are filtered along the whole block, and quiet and moderate stretches
+    cost a few vector passes and no filtering at all.
     """
     n = len(x) - 2 * _REACH
     if n <= 0:
@@ -50,12 +59,20 @@ def _need_db(x: np.ndarray, ceiling: float) -> np.ndarray:
     loudest_read = sliding_max(magnitude, _GAP_READ)
     candidates = np.flatnonzero(loudest_read * INTERPOLATION_BOUND > ceiling)
     per_sample = magnitude.copy()
-    if len(candidates):
+    if len(candidates) > len(x) * _GATHER_MAX_SHARE:
+        points = interpolated_magnitudes(x).max(axis=0)  # every gap, in order
+        first = TAPS_PER_SIDE - 1
+        np.maximum(per_sample[first : first + len(points)], points, out=per_sample[first : first + len(points)])
+        np.maximum(
+            per_sample[first + 1 : first + 1 + len(points)], points, out=per_sample[first + 1 : first + 1 + len(points)]
+        )
+    elif len(candidates):
         gaps = candidates + (TAPS_PER_SIDE - 1)
         windows = x[candidates[:, None] + np.arange(_GAP_READ)].astype(np.float32, copy=False)
         points = np.abs(windows @ _GATHER_TAPS).max(axis=1)  # largest in-between value per gap
-        np.maximum.at(per_sample, gaps, points)  # a gap's peak counts for both its samples
-        np.maximum.at(per_sample, gaps + 1, points)
+        # A gap's peak counts for both its samples (gaps are distinct, so plain indexing works).
+        per_sample[gaps] = np.maximum(per_sample[gaps], points)
+        per_sample[gaps + 1] = np.maximum(per_sample[gaps + 1], points)
     if per_sample.max() <= ceiling:
         return np.zeros(n, dtype=np.float32)
     spread = sliding_max(per_sample, 2 * TAPS_PER_SIDE + 1)  # [i] is centred on sample i + T
@@ -128,7 +145,8 @@ class TruePeakLimiter:
         out = out * np.power(np.float32(10.0), -cut / np.float32(20.0)) if cut.any() else out.copy()
         self._need_done = need_end
         self._emitted += len(out)
-        keep = min(self._need_done - _REACH, self._need_done - (self.lookahead - 1), self._emitted)
+        # Keep the context the next needs read and every sample not yet output.
+        keep = min(self._need_done - _REACH, self._emitted)
         self._x = x[keep - self._start :]
         self._start = keep
         return out
@@ -159,7 +177,7 @@ class TruePeakLimiter:
         whole block is three vector operations instead of a loop.
         """
         if len(self._ramp) < len(held):
-            self._ramp = np.arange(1, len(held) + 1) * self._release_db_per_sample
+            self._ramp = np.arange(1, len(held) + 1, dtype=np.float64) * self._release_db_per_sample
         ramp = self._ramp[: len(held)]
         running = np.maximum.accumulate(np.maximum(held + ramp, self._released_last))
         released = np.maximum(running - ramp, 0.0)

@@ -16,11 +16,13 @@ energy sum per bin; only the bin holding the relative gate is ambiguous, an erro
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as sfft
 from scipy import signal
 
 OVERSAMPLING = 4
@@ -119,6 +121,7 @@ PHASES = _interpolation_phases()
 # limiter skip stretches that cannot reach the level they care about.
 INTERPOLATION_BOUND = float(np.abs(PHASES).sum(axis=1).max())
 _CONTEXT = 2 * TAPS_PER_SIDE - 1  # samples a valid interpolation needs beyond its first point
+_DIRECT_CONVOLUTION_MAX = 16384
 
 
 def interpolated_magnitudes(x: np.ndarray) -> np.ndarray:
@@ -130,7 +133,17 @@ def interpolated_magnitudes(x: np.ndarray) -> np.ndarray:
     if len(x) <= _CONTEXT:
         return np.zeros((OVERSAMPLING - 1, 0), dtype=np.float32)
     x32 = np.asarray(x, dtype=np.float32)
-    return np.abs(np.stack([np.convolve(x32, row, mode="valid") for row in PHASES]))
+    if len(x32) <= _DIRECT_CONVOLUTION_MAX:
+        return np.abs(np.stack([np.convolve(x32, row, mode="valid") for row in PHASES]))
+    # Long stretches: one FFT of the signal serves all three phases (about 3x the direct loop).
+    size = sfft.next_fast_len(len(x32) + _CONTEXT, real=True)
+    full = sfft.irfft(sfft.rfft(x32, size) * _phase_spectra(size), size, axis=1)
+    return np.abs(full[:, _CONTEXT : len(x32)]).astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _phase_spectra(size: int) -> np.ndarray:
+    return sfft.rfft(PHASES, size, axis=1)
 
 
 def sliding_max(a: np.ndarray, width: int) -> np.ndarray:
@@ -181,6 +194,9 @@ class TruePeakMeter:
         # Points of segment s read samples [s*seg, s*seg + seg + _CONTEXT): this segment and the
         # next one.
         bound = np.maximum(seg_max[:-1], seg_max[1:]) * INTERPOLATION_BOUND
+        if np.count_nonzero(bound > self.peak) > count // 4:  # most of it: filter it all at once
+            self.peak = max(self.peak, float(interpolated_magnitudes(data).max(initial=0.0)))
+            return
         for s in np.argsort(bound)[::-1]:
             if bound[s] <= self.peak:
                 break

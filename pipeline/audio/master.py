@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.audio.encode import FORMATS, M4B_HINT, Tags, decode, ffmpeg_path
+from pipeline.audio.encode import FORMATS, M4B_HINT, EncoderOptions, Tags, decode, ffmpeg_path
 from pipeline.audio.loudness import Analyzer, Measurement
 from pipeline.audio.planning import ChainPlanner
 from pipeline.audio.profiles import PROFILES, MasteringTarget, problems
@@ -91,31 +91,26 @@ def master_file(
     tags: Tags,
     mp3_bitrate_kbps: int = 192,
     chapters: Sequence[tuple[str, int, int]] = (),
+    ffmpeg_encoders: bool = True,
 ) -> list[FileReport]:
     """Master ``src`` (float32 mono WAV) to ``dst_stem.<fmt>`` for each format; one report each,
-    in the order of ``formats``. ``chapters`` are (title, start_ms, end_ms) markers for M4B."""
+    in the order of ``formats``. ``chapters`` are (title, start_ms, end_ms) markers for M4B.
+    ``ffmpeg_encoders=False`` keeps MP3 and Opus on libsndfile even when ffmpeg is installed."""
     wanted = _check_formats(formats, dst_stem)
     source = _measure(src, None, target)
     try:
         dst_stem.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(
-            f"{dst_stem.parent}: cannot create output folder: {exc.strerror}"
-        ) from None
-    planner = ChainPlanner(
-        src, source, target, workdir=dst_stem.parent, mp3_bitrate_kbps=mp3_bitrate_kbps
-    )
+        raise OutputError(f"{dst_stem.parent}: cannot create output folder: {exc.strerror}") from None
+    options = EncoderOptions(mp3_bitrate_kbps, ffmpeg_encoders)
+    planner = ChainPlanner(src, source, target, workdir=dst_stem.parent, options=options)
     paths = {fmt: dst_stem.with_name(f"{dst_stem.name}.{fmt}") for fmt in wanted}
     limiting: dict[str, float] = {}
     measured: dict[str, Measurement] = {}
     pending = wanted
     for attempt in range(_RETRIES + 1):
         plan = {fmt: planner.chain(fmt) for fmt in pending}
-        limiting.update(
-            render(
-                src, plan, paths, tags=tags, mp3_bitrate_kbps=mp3_bitrate_kbps, chapters=chapters
-            )
-        )
+        limiting.update(render(src, plan, paths, tags=tags, options=options, chapters=chapters))
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = pool.map(lambda fmt: _measure(paths[fmt], fmt, target), pending)
             measured.update(zip(pending, results, strict=True))
@@ -144,9 +139,7 @@ def _check_formats(formats: Sequence[str], dst_stem: Path) -> list[str]:
         raise OutputError(f"{dst_stem}: no audio format requested")
     for fmt in wanted:
         if fmt not in FORMATS:
-            raise OutputError(
-                f"{dst_stem}: unknown audio format {fmt!r} (known: {', '.join(FORMATS)})"
-            )
+            raise OutputError(f"{dst_stem}: unknown audio format {fmt!r} (known: {', '.join(FORMATS)})")
     if "m4b" in wanted and ffmpeg_path() is None:
         raise OutputError(f"{dst_stem}.m4b: {M4B_HINT}")
     return wanted

@@ -16,16 +16,20 @@ import math
 from pathlib import Path
 
 from pipeline.audio.calibrate import codec_effect
-from pipeline.audio.encode import LOSSY
+from pipeline.audio.encode import LOSSY, EncoderOptions
+from pipeline.audio.excerpts import LevelProbe
 from pipeline.audio.loudness import Measurement
 from pipeline.audio.profiles import MasteringTarget
-from pipeline.audio.render_pass import Chain, estimate_limited_level
+from pipeline.audio.render_pass import Chain
 
 # Headroom under the ceiling for the limiter: our 4x meter against finer references, and the
 # rounding to 16 bits. Lossy codecs get their measured overshoot on top, plus this again.
 LOSSLESS_MARGIN_DB = 0.1
 _CORRECTION_STEP_DB = 0.1  # extra headroom added when a decoded file still went over
 _LEVEL_ACCURACY_DB = 0.2  # re-encode a file whose level is further than this from the goal
+_REFINE_TOLERANCE_DB = 0.05
+_REFINE_STEPS = 7  # limiter passes over the file (excerpts of it, when long) at most
+_MAX_STEP_DB = 12.0
 
 
 class ChainPlanner:
@@ -38,13 +42,13 @@ class ChainPlanner:
         target: MasteringTarget,
         *,
         workdir: Path,
-        mp3_bitrate_kbps: int,
+        options: EncoderOptions,
     ) -> None:
         self._src = src
         self._source = source
         self._target = target
         self._workdir = workdir
-        self._mp3_bitrate_kbps = mp3_bitrate_kbps
+        self._options = options
         self.ceiling = target.true_peak_db
         self._audible = math.isfinite(source.rms_db)
         self.gain = self._base_gain()
@@ -52,6 +56,8 @@ class ChainPlanner:
         self._shift: dict[str, float] = {}  # dB added to the level goal, per format
         self._refined: dict[tuple[float, float], float] = {}  # (goal shift, limit) -> gain
         self._calibrated: set[str] = set()
+        self._probe: LevelProbe | None = None  # excerpts in memory, read on first use
+        self._compensation = 0.0  # what the last refinement added to its plain gain
 
     def _base_gain(self) -> float:
         target, source = self._target, self._source
@@ -86,27 +92,47 @@ class ChainPlanner:
         return self._refined[key]
 
     def _refine(self, gain: float, limit: float) -> float:
-        """A gain whose output, limited at ``limit``, lands where ``gain`` alone would.
+        """A gain whose output, limited at ``limit``, has the level ``gain`` alone would give.
 
-        Measure the level the limiter takes off at ``gain`` and once more at the compensated
-        gain, and solve the straight line through both (one secant step).
+        The limited level rises with the gain, by less than one dB per dB (the limiter takes back
+        part of every extra dB): solve for the goal with secant steps, switching to false
+        position once the goal is bracketed. The first try adds the compensation found for the
+        previous ceiling (formats differ by tenths of a dB), which is usually close already.
         """
         if self._source.true_peak_db + gain <= limit:
             return gain  # the limiter will never act: gain alone is exact
+        goal = self._source_level() + gain
+        if self._probe is None:
+            self._probe = LevelProbe(self._src, self._source, weighted=self._target.weighted)
+        probe = self._probe
+        tried: list[tuple[float, float]] = []  # (gain, limited level)
 
-        def loss(trial: float) -> float:
-            chain = Chain(trial, limit, self._target.room_tone_db)
-            limited, plain = estimate_limited_level(
-                self._src, self._source, chain, weighted=self._target.weighted
-            )
-            return plain - limited if math.isfinite(limited) and math.isfinite(plain) else 0.0
+        def close_enough(trial: float) -> bool:
+            limited = probe.level(Chain(trial, limit, self._target.room_tone_db))
+            tried.append((trial, limited))
+            return not math.isfinite(limited) or abs(limited - goal) < _REFINE_TOLERANCE_DB
 
-        first = loss(gain)
-        if first < 0.02:
-            return gain
-        second = loss(gain + first)
-        slope = min(max((second - first) / first, 0.0), 0.9)  # extra gain is partly limited away
-        return gain + first / (1.0 - slope)
+        trial = gain + self._compensation
+        for _ in range(_REFINE_STEPS):
+            if close_enough(trial):
+                break
+            under = [t for t in tried if t[1] < goal]
+            over = [t for t in tried if t[1] > goal]
+            if under and over:  # bracketed: false position between the closest points either side
+                low, high = max(under), min(over)
+                trial = low[0] + (goal - low[1]) * (high[0] - low[0]) / (high[1] - low[1])
+            elif len(tried) == 1:  # one point: assume every extra dB comes through
+                trial = tried[0][0] + (goal - tried[0][1])
+            else:  # one side only: extrapolate with the latest slope, kept between 0.05 and 1
+                (g1, l1), (g2, l2) = tried[-2], tried[-1]
+                slope = min(max((l2 - l1) / (g2 - g1), 0.05), 1.0) if g2 != g1 else 1.0
+                trial = g2 + max(min((goal - l2) / slope, _MAX_STEP_DB), -_MAX_STEP_DB)
+        best = min(tried, key=lambda t: abs(t[1] - goal) if math.isfinite(t[1]) else math.inf)[0]
+        self._compensation = best - gain
+        return best
+
+    def _source_level(self) -> float:
+        return self._target.level_of(self._source)
 
     def _calibrate(self, fmt: str) -> None:
         self._calibrated.add(fmt)
@@ -116,7 +142,7 @@ class ChainPlanner:
         effect = codec_effect(
             self._src, self._source, lossless, fmt,
             weighted=self._target.weighted, workdir=self._workdir,
-            mp3_bitrate_kbps=self._mp3_bitrate_kbps,
+            options=self._options,
         )  # fmt: skip
         self._headroom[fmt] = max(effect.overshoot_db, 0.0) + LOSSLESS_MARGIN_DB
         if self._target.normalizes:
@@ -126,9 +152,7 @@ class ChainPlanner:
         """Adjust ``fmt`` after measuring its encoded file; True if it should be encoded again."""
         again = False
         if self.ceiling is not None and m.true_peak_db > self.ceiling:
-            self._headroom[fmt] = (
-                self._headroom.get(fmt, 0.0) + m.true_peak_db - self.ceiling + _CORRECTION_STEP_DB
-            )
+            self._headroom[fmt] = self._headroom.get(fmt, 0.0) + m.true_peak_db - self.ceiling + _CORRECTION_STEP_DB
             again = True
         goal = self._target.goal
         if goal is not None and self._audible and self.ceiling is not None:

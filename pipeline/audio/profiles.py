@@ -135,9 +135,7 @@ def problems(m: Measurement, target: MasteringTarget, source: Measurement) -> li
         found.append("the audio is silent")
     lufs = target.target_lufs
     if lufs is not None and audible and not abs(m.integrated_lufs - lufs) <= TOLERANCE_LU:
-        found.append(
-            f"integrated loudness {m.integrated_lufs:.1f} LUFS, target {lufs:g} ±{TOLERANCE_LU:g}"
-        )
+        found.append(f"integrated loudness {m.integrated_lufs:.1f} LUFS, target {lufs:g} ±{TOLERANCE_LU:g}")
     if target.rms_range is not None and audible:
         low, high = target.rms_range
         if not low <= m.rms_db <= high:
@@ -157,11 +155,7 @@ def problems(m: Measurement, target: MasteringTarget, source: Measurement) -> li
         )
         for where, which, ms, level in ends:
             if ms and level > limit:
-                found.append(
-                    f"no room tone at the {where}: the {which} {ms} ms measure {level:.1f} dBFS"
-                )
+                found.append(f"no room tone at the {where}: the {which} {ms} ms measure {level:.1f} dBFS")
     if target.max_minutes is not None and m.duration_s > target.max_minutes * 60:
-        found.append(
-            f"{m.duration_s / 60:.0f} min long, over the {target.max_minutes:g} min per file limit"
-        )
+        found.append(f"{m.duration_s / 60:.0f} min long, over the {target.max_minutes:g} min per file limit")
     return found

@@ -16,18 +16,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.audio.encode import Sink, Tags, open_sink
+from pipeline.audio.encode import EncoderOptions, Sink, Tags, open_sink
 from pipeline.audio.limiter import TruePeakLimiter
-from pipeline.audio.loudness import LevelMeter, LoudnessMeter, Measurement
 from pipeline.errors import OutputError
 
 BLOCK_FRAMES = 1 << 17
 _ROOM_TONE_SEED = 0x6E617272  # fixed: the same book always gets the same room tone
 _ROOM_TONE_PERIOD = 1 << 19  # ~22 s at 24 kHz; far too long and too quiet to hear as a loop
-_FULL_SIMULATION_S = 600.0  # longer files estimate the limiter's effect on excerpts
-_EXCERPTS = 15
-_EXCERPT_S = 20.0
-_WARMUP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -37,9 +32,7 @@ class Chain:
     room_tone_db: float | None = None
 
 
-def source_blocks(
-    src: Path, *, start: int = 0, frames: int = -1
-) -> tuple[int, Iterator[np.ndarray]]:
+def source_blocks(src: Path, *, start: int = 0, frames: int = -1) -> tuple[int, Iterator[np.ndarray]]:
     """Sample rate and float32 blocks of a mono source file (``frames`` from ``start``)."""
     try:
         info = sf.info(str(src))
@@ -85,9 +78,7 @@ class Processor:
     def __init__(self, chain: Chain, sample_rate: int) -> None:
         self._gain = np.float32(10.0 ** (chain.gain_db / 20.0))
         self._tone = RoomTone(chain.room_tone_db) if chain.room_tone_db is not None else None
-        self.limiter = (
-            TruePeakLimiter(sample_rate, chain.ceiling_db) if chain.ceiling_db is not None else None
-        )
+        self.limiter = TruePeakLimiter(sample_rate, chain.ceiling_db) if chain.ceiling_db is not None else None
 
     def process(self, block: np.ndarray) -> np.ndarray:
         out = block * self._gain
@@ -110,9 +101,7 @@ class _BackgroundSink:
         self._sink = sink
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._work, name=f"encode {sink.path.name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._work, name=f"encode {sink.path.name}", daemon=True)
         self._thread.start()
 
     def _work(self) -> None:
@@ -150,7 +139,7 @@ def render(
     paths: dict[str, Path],
     *,
     tags: Tags,
-    mp3_bitrate_kbps: int,
+    options: EncoderOptions,
     chapters: Sequence[tuple[str, int, int]],
 ) -> dict[str, float]:
     """Write every format in ``plan`` in one pass; returns each format's deepest limiting (dB)."""
@@ -166,7 +155,7 @@ def render(
             sinks[fmt] = _BackgroundSink(
                 open_sink(
                     fmt, paths[fmt], rate, tags,
-                    frames=frames, mp3_bitrate_kbps=mp3_bitrate_kbps, chapters=chapters,
+                    frames=frames, options=options, chapters=chapters,
                 )
             )  # fmt: skip
         for block in blocks:
@@ -183,54 +172,4 @@ def render(
     finally:
         for sink in sinks.values():
             sink.abort()
-    return {
-        fmt: processors[chain].max_reduction_db for chain, fmts in groups.items() for fmt in fmts
-    }
-
-
-def _excerpts(frames: int, rate: int) -> list[tuple[int, int, int]]:
-    """(start, warm-up frames, measured frames) spans: all of a short file, else excerpts
-    spread evenly over the file, each preceded by a warm-up for the limiter's memory."""
-    if frames <= _FULL_SIMULATION_S * rate:
-        return [(0, 0, frames)]
-    length, warmup = int(_EXCERPT_S * rate), int(_WARMUP_S * rate)
-    stride = (frames - length - warmup) // (_EXCERPTS - 1)
-    return [(i * stride, warmup, length) for i in range(_EXCERPTS)]
-
-
-def estimate_limited_level(
-    src: Path, source: Measurement, chain: Chain, *, weighted: bool
-) -> tuple[float, float]:
-    """Level (integrated LUFS if ``weighted``, else RMS dB) of the chain's output with and
-    without its limiter, over the whole file or over evenly spread excerpts."""
-    rate = source.sample_rate
-    meters: list[LoudnessMeter | LevelMeter]
-    meters = (
-        [LoudnessMeter(rate), LoudnessMeter(rate)]
-        if weighted
-        else [LevelMeter(rate), LevelMeter(rate)]
-    )
-    for start, warmup, length in _excerpts(source.frames, rate):
-        processors = [
-            Processor(chain, rate),
-            Processor(Chain(chain.gain_db, None, chain.room_tone_db), rate),
-        ]
-        skip = [warmup, warmup]  # the limiter's memory starts empty: meter after the warm-up
-        _, blocks = source_blocks(src, start=start, frames=warmup + length)
-        for block in blocks:
-            for i, processor in enumerate(processors):
-                skip[i] = _meter_after(meters[i], processor.process(block), skip[i])
-        skip[0] = _meter_after(meters[0], processors[0].flush(), skip[0])
-    limited, plain = meters
-    if isinstance(limited, LoudnessMeter) and isinstance(plain, LoudnessMeter):
-        return limited.integrated_lufs(), plain.integrated_lufs()
-    assert isinstance(limited, LevelMeter) and isinstance(plain, LevelMeter)
-    return limited.rms_db, plain.rms_db
-
-
-def _meter_after(meter: LoudnessMeter | LevelMeter, block: np.ndarray, skip: int) -> int:
-    """Meter ``block`` minus its first ``skip`` samples; returns what is left to skip."""
-    if skip < len(block):
-        meter.add(block[skip:])
-        return 0
-    return skip - len(block)
+    return {fmt: processors[chain].max_reduction_db for chain, fmts in groups.items() for fmt in fmts}

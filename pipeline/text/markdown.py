@@ -8,6 +8,10 @@ rendered text is ``Document.text``: a word such as ``*hers*.`` becomes ``hers.``
 one span of the rendered text but not of the file, so offsets index into the rendered text.
 Each block is followed by a blank line in it, so it still reads like the manuscript.
 
+The rendering is done on ``Traced`` text, so every rendered character keeps the span of the
+file it came from (``ParsedMarkdown.file_spans``, then ``Document.file_span``): alignment.json
+points into the file itself.
+
 This is a pragmatic subset of CommonMark aimed at prose: indented code blocks and tables are
 read as text, and emphasis markers are removed by their flanking rather than by pairing.
 """
@@ -19,11 +23,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import yaml
 
 from pipeline.models import Sentence
 from pipeline.text.segment import tokenize
 from pipeline.text.structure import Block, BlockKind, display_title
+from pipeline.text.traced import Traced
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -55,6 +61,7 @@ _INLINE = re.compile(
 @dataclass(frozen=True, slots=True)
 class ParsedMarkdown:
     text: str  # the rendered, visible text that every block offset indexes into
+    file_spans: np.ndarray  # int32 (len(text), 2): each character's [start, end) in the file
     blocks: list[Block]
     chapter_level: int
     title: str | None
@@ -69,13 +76,17 @@ def parse_markdown(source: str, *, keep_notes: bool = False) -> ParsedMarkdown:
     above deeper ones: then that heading is the book's title (``# Title`` over ``## Chapter``).
     A title in YAML front matter wins over a title heading.
     """
-    body, front_matter = _split_front_matter(_COMMENT.sub("", source))
-    labels = {m.group(1).strip().lower() for m in _REFERENCE_DEFINITION.finditer(body)}
+    body, front_matter = _split_front_matter(_without_comments(source))
+    labels = {m.group(1).strip().lower() for m in _REFERENCE_DEFINITION.finditer(body.text)}
     parser = _BlockParser(references=labels, keep_notes=keep_notes)
-    for line in _LINE_END.split(body):
-        parser.feed(line)
+    line_start = 0
+    for line_end in _LINE_END.finditer(body.text):
+        parser.feed(body[line_start : line_end.start()])
+        line_start = line_end.end()
+    parser.feed(body[line_start:])
     parser.flush()
-    text = "".join(parser.out)
+    rendered = Traced.concat(parser.out)
+    text = rendered.text
     blocks = parser.blocks
     headings = [block for block in blocks if block.kind is BlockKind.HEADING]
     chapter_level = min((h.level for h in headings), default=1)
@@ -90,6 +101,7 @@ def parse_markdown(source: str, *, keep_notes: bool = False) -> ParsedMarkdown:
         title = display_title(Sentence(tokenize(text, title_block.start, title_block.end)))
     return ParsedMarkdown(
         text=text,
+        file_spans=rendered.spans(),
         blocks=blocks,
         chapter_level=chapter_level,
         title=title,
@@ -98,23 +110,40 @@ def parse_markdown(source: str, *, keep_notes: bool = False) -> ParsedMarkdown:
     )
 
 
-def _split_front_matter(source: str) -> tuple[str, dict[str, Any]]:
+def _without_comments(source: str) -> Traced:
+    whole = Traced.whole(source)
+    pieces: list[Traced] = []
+    position = 0
+    for comment in _COMMENT.finditer(source):
+        pieces.append(whole[position : comment.start()])
+        position = comment.end()
+    if not pieces:
+        return whole
+    pieces.append(whole[position:])
+    return Traced.concat(pieces)
+
+
+def _split_front_matter(traced: Traced) -> tuple[Traced, dict[str, Any]]:
     """YAML front matter (``---`` on the first line, closed by ``---`` or ``...``) and the rest.
 
     The front matter is replaced by as many line breaks, so the body keeps its line numbers."""
+    source = traced.text
     first_line = _LINE_END.split(source, maxsplit=1)[0]
     if first_line.rstrip() != "---":
-        return source, {}
+        return traced, {}
     closing = _FRONT_MATTER_END.search(source, len(first_line) + 1)
     if closing is None:
-        return source, {}
+        return traced, {}
     header = source[len(first_line) + 1 : closing.start()]
     try:
         loaded = yaml.safe_load(header)
     except yaml.YAMLError:
         loaded = None
     fields = loaded if isinstance(loaded, dict) else {}
-    return "\n" * source.count("\n", 0, closing.end()) + source[closing.end() :], fields
+    rest = traced[closing.end() :]
+    # The stand-in line breaks are blank lines: nothing of them is ever rendered.
+    line_breaks = Traced.standing_for("\n" * source.count("\n", 0, closing.end()), 0, 0)
+    return Traced.concat([line_breaks, rest]), fields
 
 
 def _text_field(fields: dict[str, Any], key: str) -> str | None:
@@ -132,15 +161,16 @@ class _BlockParser:
 
     references: set[str]
     keep_notes: bool = False  # read footnote definitions as paragraphs instead of dropping them
-    out: list[str] = field(default_factory=list)
+    out: list[Traced] = field(default_factory=list)
     position: int = 0
     blocks: list[Block] = field(default_factory=list)
-    paragraph: list[str] = field(default_factory=list)
+    paragraph: list[Traced] = field(default_factory=list)
     paragraph_is_list_item: bool = False
     fence: str | None = None  # the fence that closes the open code block
     in_footnote: bool = False
 
-    def feed(self, line: str) -> None:
+    def feed(self, traced_line: Traced) -> None:
+        line = traced_line.text
         if self.fence is not None:
             if line.strip().startswith(self.fence) and not line.strip().strip(self.fence[0]):
                 self.fence = None
@@ -151,7 +181,8 @@ class _BlockParser:
             self.in_footnote = False
         quoted = False
         while marker := _QUOTE_MARKER.match(line):
-            line, quoted = line[marker.end() :], True
+            traced_line, quoted = traced_line[marker.end() :], True
+            line = traced_line.text
         if not line.strip():
             self.flush()
         elif fence := _FENCE_OPEN.match(line):
@@ -159,8 +190,8 @@ class _BlockParser:
             self.fence = fence.group(1)
         elif heading := _ATX_HEADING.fullmatch(line):
             self.flush()
-            content = heading.group(2) or ""
-            if not content.strip():
+            content = traced_line[heading.start(2) : heading.end(2)] if heading.group(2) else traced_line[0:0]
+            if not content.text.strip():
                 self._scene_break()  # "#" alone on a line
             else:
                 kind = BlockKind.PARAGRAPH if quoted else BlockKind.HEADING
@@ -172,7 +203,7 @@ class _BlockParser:
             and (underline := _SETEXT_UNDERLINE.fullmatch(line))
         ):
             level = 1 if underline.group(1).startswith("=") else 2
-            content, self.paragraph = "\n".join(self.paragraph), []
+            content, self.paragraph = Traced.join_lines(self.paragraph), []
             self._emit(BlockKind.HEADING, content, level=level)
         elif _SCENE_BREAK.fullmatch(line):
             self.flush()
@@ -182,17 +213,17 @@ class _BlockParser:
         elif footnote := _FOOTNOTE_DEFINITION.match(line):
             self.flush()
             if self.keep_notes:
-                self.paragraph.append(line[footnote.end() :].strip())
+                self.paragraph.append(traced_line[footnote.end() :].strip())
             else:
                 self.in_footnote = True
-        elif item := self._list_item(line):
+        elif item := self._list_item(traced_line):
             self.flush()
             self.paragraph, self.paragraph_is_list_item = [item], True
         else:
-            self.paragraph.append(line.strip())
+            self.paragraph.append(traced_line.strip())
 
-    def _list_item(self, line: str) -> str | None:
-        match = _LIST_ITEM.fullmatch(line)
+    def _list_item(self, line: Traced) -> Traced | None:
+        match = _LIST_ITEM.fullmatch(line.text)
         if match is None:
             return None
         # An ordered item other than "1." does not interrupt a paragraph of prose, so a
@@ -200,68 +231,75 @@ class _BlockParser:
         ordered = match.group(2)
         if ordered and self.paragraph and not self.paragraph_is_list_item and ordered != "1":
             return None
-        return match.group(3).strip()
+        return line[match.start(3) : match.end(3)].strip()
 
     def flush(self) -> None:
         if self.paragraph:
-            content, self.paragraph = "\n".join(self.paragraph), []
+            content, self.paragraph = Traced.join_lines(self.paragraph), []
             self._emit(BlockKind.PARAGRAPH, content)
         self.paragraph_is_list_item = False
 
     def _scene_break(self) -> None:
         self.blocks.append(Block(BlockKind.SCENE_BREAK))
 
-    def _emit(self, kind: BlockKind, markdown: str, *, level: int = 1) -> None:
+    def _emit(self, kind: BlockKind, markdown: Traced, *, level: int = 1) -> None:
         visible = render_inline(markdown, self.references).strip()
         if not visible:
             return
         start = self.position
         self.out.append(visible)
-        self.out.append("\n\n")
+        self.out.append(Traced.standing_for("\n\n", visible.end, visible.end))
         self.position += len(visible) + 2
         self.blocks.append(Block(kind, start, start + len(visible), level))
 
 
-def render_inline(markdown: str, references: set[str] | frozenset[str] = frozenset()) -> str:
-    """The visible text of one block of inline Markdown."""
-    pieces: list[str] = []
+def render_inline(traced: Traced, references: set[str] | frozenset[str] = frozenset()) -> Traced:
+    """The visible text of one block of inline Markdown, still traced to the file."""
+    markdown = traced.text
+    pieces: list[Traced] = []
     position = 0
     while match := _INLINE.search(markdown, position):
-        pieces.append(markdown[position : match.start()])
+        pieces.append(traced[position : match.start()])
         kind = match.lastgroup
         position = match.end()
+        whole = traced[match.start() : match.end()]
         if kind == "code":
             closing = re.compile(rf"(?<!`){match.group()}(?!`)").search(markdown, position)
             if closing is None:
-                pieces.append(match.group())
+                pieces.append(whole)
             else:
-                pieces.append(markdown[position : closing.start()])
+                pieces.append(traced[position : closing.start()])
                 position = closing.end()
         elif kind == "escape":
-            pieces.append(match.group()[1])
+            pieces.append(_standing_for(match.group()[1], whole))
         elif kind in ("image", "bracket"):
             label_start = match.end()
             link = _link_end(markdown, label_start, references)
             if link is None:
-                pieces.append(match.group())
+                pieces.append(whole)
             else:
                 label_end, position = link
                 if kind == "bracket" and not markdown.startswith("^", label_start):
-                    pieces.append(render_inline(markdown[label_start:label_end], references))
+                    pieces.append(render_inline(traced[label_start:label_end], references))
         elif kind == "autolink":
-            pieces.append(match.group()[1:-1])
+            pieces.append(whole[1:-1])
         elif kind == "tag":
             tag = match.group().lower()
             if tag.startswith("<break"):
-                pieces.append(match.group())  # a pause the author asks for: read by normalize
+                pieces.append(whole)  # a pause the author asks for: read by normalize
             elif tag.startswith("<br"):
-                pieces.append(" ")
+                pieces.append(_standing_for(" ", whole))
         elif kind == "entity":
-            pieces.append(html.unescape(match.group()))
+            pieces.append(_standing_for(html.unescape(match.group()), whole))
         elif not _is_emphasis(markdown, match.start(), match.end()):
-            pieces.append(match.group())
-    pieces.append(markdown[position:])
-    return "".join(pieces)
+            pieces.append(whole)
+    pieces.append(traced[position:])
+    return Traced.concat(pieces)
+
+
+def _standing_for(text: str, construct: Traced) -> Traced:
+    """``text`` rendered from the whole of ``construct`` (an escape, an entity, a tag)."""
+    return Traced.standing_for(text, construct.starts[0], construct.end)
 
 
 def _link_end(markdown: str, label_start: int, references: set[str] | frozenset[str]) -> tuple[int, int] | None:

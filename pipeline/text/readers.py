@@ -2,7 +2,8 @@
 
 For plain text, ``Document.text`` is the decoded file (a leading byte-order mark removed, line
 endings kept) and every offset indexes into it. Markdown is rendered to its visible text first
-(see ``markdown.py``), so there the offsets index into that text.
+(see ``markdown.py``), so there the offsets index into that text, and ``Document.file_span``
+leads back to the file.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def read_manuscript(
             ),
             title=parsed.title,
             author=parsed.author,
+            file_spans=parsed.file_spans,
         )
     else:
         blocks = plain_text_blocks(text)
