@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -148,7 +149,7 @@ def measure_chapter(
             counts["chunks_not_found"] += 1
             continue
         cursor = position + len(raw)
-        pcm16k = resample_poly(raw, 2, 3) if rate == 24000 else resample_poly(raw, 16000, rate)
+        pcm16k = resample_poly(raw, 16000, rate)  # the acoustic model's rate
         starts = aligner.word_starts_ms([w.spoken for w in item.chunk.words], pcm16k)
         if starts is None:
             counts["chunks_not_aligned"] += 1
@@ -194,6 +195,7 @@ def _timelines(doc: dict[str, Any], out: Path) -> list[tuple[ChapterTimeline, Pa
 def measure(manuscript: Path, work: Path, cache_dir: Path) -> dict[str, Any]:
     """Every figure for one manuscript (see the module docstring)."""
     started = time.perf_counter()
+    load = os.getloadavg()[0]
     chunks, render = run_book(manuscript, work, cache_dir)
     built = time.perf_counter()
     out: Path = render["out"]
@@ -215,20 +217,24 @@ def measure(manuscript: Path, work: Path, cache_dir: Path) -> dict[str, Any]:
         "cues": render["cue_stats"],
         "energy_check": {k: v for k, v in alignment_quality(_timelines(doc, out)).items() if k != "failing_examples"},
         "aligner_words_without_pronunciation": aligner.unknown_words,
+        "load_at_start": round(load, 2),
         "build_s": round(built - started, 1),
         "measure_s": round(time.perf_counter() - built, 1),
     }
 
 
-def _markdown(result: dict[str, Any]) -> str:
-    machine = f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()})"
+def _markdown(result: dict[str, Any], command: str) -> str:
+    machine = (
+        f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores, load {result['load_at_start']}, "
+        f"Python {platform.python_version()})"
+    )
     e, s, g, c = result["word_start_error"], result["stitching_only"], result["engine_vs_aligner"], result["cues"]
     lines = [
         f"## alignment_accuracy: {result['manuscript']}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}",
         "",
         f"{result['words']} words, {result['audio_s']} s of audio, {result['chunks']} chunks "
         f"({result['chunks_not_found']} not found, {result['chunks_not_aligned']} not aligned); "
-        f"build {result['build_s']} s, measure {result['measure_s']} s.",
+        f"build {result['build_s']} s, measure {result['measure_s']} s. Reproduce: `{command}`",
         "",
         "| word starts in alignment.json vs | words | median abs | p90 abs | p99 abs | mean signed | within 20 ms |",
         "|---|---|---|---|---|---|---|",
@@ -257,10 +263,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=REPO / ".narrate-cache", help="chunk cache (default: the repo's)")
     args = parser.parse_args()
     books = [DEMO] + ([ALICE] if args.alice else [])
+    command = " ".join([".venv/bin/python -m bench.alignment_accuracy", *sys.argv[1:]])
     for manuscript in books:
         with tempfile.TemporaryDirectory(prefix="narrate-accuracy-") as tmp:
             result = measure(manuscript, Path(tmp), args.cache)
-        text = _markdown(result)
+        text = _markdown(result, command)
         print(text)
         print(json.dumps(result, indent=1))
         if not args.no_append:

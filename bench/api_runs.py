@@ -12,11 +12,15 @@ import json
 import shutil
 import statistics
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench.common import (
     BENCH_DIR,
@@ -28,9 +32,11 @@ from bench.common import (
     write_job,
 )
 from bench.emulated import MODEL_ID, VOICE_ID, ClockSummary, HostedEmulator
-from bench.manuscripts import book_chunks, chunked_manuscript
+from bench.manuscripts import book_chunks, chunked_manuscript, transcripts
+from pipeline.cache import ChunkCache, cache_key
 from pipeline.config import load_job
 from pipeline.tts import wire
+from pipeline.tts.asyncflow import AsyncFlowEngine
 from pipeline.tts.factory import needs_timings
 
 NARRATE_KEY = "sk_bench_narrate_client"
@@ -140,10 +146,9 @@ def prepare_case(case: ApiCase, base_url: str, work: Path) -> PreparedCase:
     job = write_job(folder, case.name, manuscript, settings)
     config = load_job(job).config
     path = wire.TIMESTAMPS_PATH if needs_timings(config) else wire.SPEECH_PATH
-    # The transcript exactly as the engine builds it (pipeline/tts/asyncflow.py): spoken forms
-    # joined by spaces; a chunk with nothing to say sends no request.
-    transcripts = [" ".join(w for w in c.spoken_words if w) for c in book_chunks(manuscript, case.max_chars)]
-    bodies = [wire.synthesis_body(config.engine, t) for t in transcripts if t.strip()]
+    # The transcripts exactly as the engine builds them; a chunk with nothing to say sends none.
+    sent = transcripts(book_chunks(manuscript, case.max_chars))
+    bodies = [wire.synthesis_body(config.engine, t) for t in sent if t.strip()]
     plan = folder / "requests.json"
     plan.write_text(json.dumps({"path": path, "bodies": bodies}), encoding="utf-8")
     mean_chars = statistics.fmean(len(b["transcript"]) for b in bodies)
@@ -223,3 +228,42 @@ def theoretical_rpm(case: ApiCase, mean_latency_s: float) -> float:
 
 def achieved_rpm(run: ClientRun) -> float:
     return 60.0 * run.clock.succeeded / run.clock.span_s if run.clock.span_s > 0 else 0.0
+
+
+def mean_in_flight(run: ClientRun) -> float:
+    """Requests in flight on average over the request phase (Little's law: rate x latency)."""
+    return run.clock.succeeded * run.clock.mean_latency_s / run.clock.span_s if run.clock.span_s > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyWork:
+    """narrate's own synchronous work per reply, on its event loop: turning the reply into
+    audio and word timings, and writing the cache entry."""
+
+    decode_ms: float
+    cache_ms: float
+
+
+def client_work_per_reply(prepared: PreparedCase, emulator: HostedEmulator, samples: int = 20) -> ReplyWork:
+    """Time narrate's handling of ``samples`` real replies, one at a time, outside any run."""
+    config = load_job(prepared.job).config
+    engine = AsyncFlowEngine(engine=config.engine, limits=config.limits, api_key=NARRATE_KEY)
+    chunks = [c for c in book_chunks(Path(config.input.files[0]), prepared.case.max_chars) if not c.is_heading]
+    path = wire.TIMESTAMPS_PATH if needs_timings(config) else wire.SPEECH_PATH
+    headers = {"x-api-key": NARRATE_KEY, "version": wire.API_VERSION}
+    decode = store = 0.0
+    with tempfile.TemporaryDirectory(dir=prepared.folder) as tmp, httpx.Client(base_url=emulator.url) as http:
+        cache = ChunkCache(Path(tmp))
+        for chunk in chunks[:samples]:
+            body = wire.synthesis_body(config.engine, " ".join(w for w in chunk.spoken_words if w))
+            reply = http.post(path, json=body, headers=headers, timeout=120)
+            reply.raise_for_status()
+            started = time.perf_counter()
+            # The engine's own reply handling (private, but exactly the code a run executes).
+            audio = engine._read_speech(reply, chunk.spoken_words, context=chunk.id, need_timings=True)
+            decoded = time.perf_counter()
+            cache.put(cache_key(engine.identity(), chunk.spoken_words), audio)
+            decode += decoded - started
+            store += time.perf_counter() - decoded
+    n = min(samples, len(chunks))
+    return ReplyWork(1000 * decode / n, 1000 * store / n)

@@ -25,7 +25,6 @@ from typing import Any
 
 from bench.common import (
     MANUSCRIPTS_DIR,
-    RESULTS_PATH,
     ROOT,
     ProcessMeasure,
     append_results,
@@ -34,6 +33,7 @@ from bench.common import (
     markdown_table,
     narrate_env,
     reproduce_command,
+    results_path,
     run_measured,
 )
 from bench.manuscripts import book_chunks, words_manuscript
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Local engine speed and memory on every core.")
     parser.add_argument("--quick", action="store_true", help="a tiny manuscript, to check the script works")
     parser.add_argument("--words", type=int, default=100_000, help="manuscript size for the pool run")
-    parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="the Markdown file to append to")
+    parser.add_argument("--results", type=Path, help="the Markdown file to append to (default bench/RESULTS.md)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command=reproduce_command("bench.bench_local_engine", list(argv if argv is not None else sys.argv[1:])),
         body=body,
         machine=machine,
-        results=args.results,
+        results=results_path(args.results, quick=args.quick),
     )
     return 0
 

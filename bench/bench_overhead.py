@@ -19,13 +19,13 @@ from pathlib import Path
 
 from bench.api_runs import ApiCase, ClientRun, PreparedCase, prepare_case, run_both
 from bench.common import (
-    RESULTS_PATH,
     WORK_DIR,
     append_results,
     cli_exit,
     machine_details,
     markdown_table,
     reproduce_command,
+    results_path,
 )
 from bench.emulated import hosted_emulator
 from pipeline.emulator.settings import EmulatorSettings
@@ -126,7 +126,7 @@ def report(results: Sequence[Result]) -> str:
         "emulator's own speech synthesis (one espeak per process) sets the pace of the request phase "
         "for both. CPU is user + system time of the command and the children it waited for (for narrate, "
         "Prefect's embedded server); peak RSS (process) is the kernel's high-water mark, (tree) the "
-        "largest sum over the whole process tree, sampled every 50 ms. narrate writes alignment.json "
+        "largest sum over the whole process tree, sampled every 100 ms. narrate writes alignment.json "
         "and assembles the chapters but masters no audio file."
     )
     return f"{markdown_table(HEADERS, rows)}\n\n{explain}\n\n" + "\n".join(lines)
@@ -135,7 +135,7 @@ def report(results: Sequence[Result]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Orchestration overhead per chunk against the emulator.")
     parser.add_argument("--quick", action="store_true", help="a tiny job, to check the script works")
-    parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="the Markdown file to append to")
+    parser.add_argument("--results", type=Path, help="the Markdown file to append to (default bench/RESULTS.md)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "default"
     machine = machine_details()
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command=reproduce_command("bench.bench_overhead", list(argv if argv is not None else sys.argv[1:])),
         body=body,
         machine=machine,
-        results=args.results,
+        results=results_path(args.results, quick=args.quick),
     )
     return 0
 

@@ -29,7 +29,6 @@ from typing import Any
 from bench.api_runs import lean_outputs
 from bench.common import (
     MANUSCRIPTS_DIR,
-    RESULTS_PATH,
     WORK_DIR,
     ProcessMeasure,
     append_results,
@@ -39,6 +38,7 @@ from bench.common import (
     narrate_command,
     narrate_env,
     reproduce_command,
+    results_path,
     run_measured,
     verdict,
     write_job,
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="two tiny books, to check the script works")
     parser.add_argument("--words", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--outputs", choices=["lean", "full"], default="lean")
-    parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="the Markdown file to append to")
+    parser.add_argument("--results", type=Path, help="the Markdown file to append to (default bench/RESULTS.md)")
     args = parser.parse_args(argv)
     sizes = sorted(set([200, 600] if args.quick else args.words))
     if len(sizes) < 2:
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command=reproduce_command("bench.bench_scaling", list(argv if argv is not None else sys.argv[1:])),
         body=body,
         machine=machine,
-        results=args.results,
+        results=results_path(args.results, quick=args.quick),
     )
     return 0
 

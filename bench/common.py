@@ -31,6 +31,7 @@ ROOT = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / "work"  # scratch: manuscripts, caches, outputs (git-ignored)
 MANUSCRIPTS_DIR = WORK_DIR / "manuscripts"  # shared by the benchmarks
 RESULTS_PATH = BENCH_DIR / "RESULTS.md"
+QUICK_RESULTS_PATH = WORK_DIR / "RESULTS-quick.md"  # where --quick runs go unless told: not real figures
 RESULTS_HEADER = """# Benchmark results
 
 Appended by the scripts in `bench/` (`make bench` runs them all); newest last. Each section
@@ -113,6 +114,14 @@ def reproduce_command(module: str, argv: Sequence[str]) -> str:
     return " ".join([".venv/bin/python", "-m", module, *(shlex.quote(a) for a in argv)])
 
 
+def results_path(given: Path | None, *, quick: bool) -> Path:
+    """The file a run appends to: the one given, else RESULTS.md, or a scratch file for a
+    ``--quick`` run (a check that the scripts work, whose figures mean nothing)."""
+    if given is not None:
+        return given
+    return QUICK_RESULTS_PATH if quick else RESULTS_PATH
+
+
 def ensure_results_file(results: Path = RESULTS_PATH) -> None:
     """Create ``results`` with its header when it is missing or empty; never touch it else."""
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +174,7 @@ class ProcessMeasure:
     """One finished subprocess. ``cpu_s`` is user + system time of the process and every child
     it waited for; ``peak_rss_mb`` is the largest resident set of the process (or of one of
     those children), from the kernel; ``peak_tree_rss_mb`` is the largest sum of the resident
-    sets of the whole process tree at any 50 ms sample (Prefect's server included)."""
+    sets of the whole process tree at any 100 ms sample (Prefect's server included)."""
 
     returncode: int
     started_at: float  # time.monotonic() just before the process was started
@@ -204,18 +213,29 @@ def _rss_bytes(pid: int) -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants now."""
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it, now."""
     tree = _children()
-    total, stack = 0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += _rss_bytes(pid)
+        found.append(pid)
         stack.extend(tree.get(pid, ()))
-    return total
+    return found
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants now."""
+    return sum(_rss_bytes(pid) for pid in descendants(root))
 
 
 class _TreeSampler(threading.Thread):
+    """Samples the tree's resident memory every ``interval_s``. Finding the tree means reading
+    every process's stat file (about 15 ms on a busy machine), so that is done once a second;
+    the known members' memory is read at every sample."""
+
+    RESCAN_S = 1.0
+
     def __init__(self, pid: int, interval_s: float) -> None:
         super().__init__(name=f"rss-sampler-{pid}", daemon=True)
         self.pid = pid
@@ -224,8 +244,13 @@ class _TreeSampler(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        members: list[int] = [self.pid]
+        scanned = 0.0
         while not self.stop.is_set():
-            self.peak = max(self.peak, tree_rss_bytes(self.pid))
+            if time.monotonic() - scanned >= self.RESCAN_S:
+                members = descendants(self.pid)
+                scanned = time.monotonic()
+            self.peak = max(self.peak, sum(_rss_bytes(pid) for pid in members))
             self.stop.wait(self.interval_s)
 
 
@@ -234,7 +259,7 @@ def run_measured(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    sample_interval_s: float = 0.05,
+    sample_interval_s: float = 0.1,
     timeout_s: float = 3600,
 ) -> ProcessMeasure:
     """Run ``cmd`` to completion and measure it. Output goes through files (a pipe nobody

@@ -9,7 +9,7 @@ prefix of one of M > N words made with the same seed: scaling runs compare like 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.config import Job, JobConfig
@@ -17,6 +17,7 @@ from pipeline.models import Chunk
 from pipeline.prepare import prepare_book
 
 WORDS_PER_CHAPTER = 3000
+_SEED_ATTEMPTS = 20
 
 _NAMES = ("Mara", "Tobias", "Ines", "Callum", "Odile", "Perrin", "Wren", "Anselm", "Bettany", "Joss")
 _PEOPLE = (
@@ -76,8 +77,19 @@ def _sentence(rng: random.Random) -> str:
 
 
 def _paragraphs(rng: random.Random) -> Iterator[list[str]]:
+    # No sentence twice: narrate's cache is content-addressed, so a repeated chunk would be
+    # synthesized once by narrate and every time by the baseline script, and the two would no
+    # longer do the same work. Unique sentences make every chunk unique.
+    seen: set[str] = set()
     while True:
-        yield [_sentence(rng) for _ in range(rng.randrange(2, 7))]
+        paragraph = []
+        for _ in range(rng.randrange(2, 7)):
+            sentence = _sentence(rng)
+            while sentence in seen:
+                sentence = _sentence(rng)
+            seen.add(sentence)
+            paragraph.append(sentence)
+        yield paragraph
 
 
 def synthetic_manuscript(words: int, *, seed: int = 0) -> str:
@@ -132,27 +144,44 @@ def book_chunks(manuscript: Path, max_chars: int) -> tuple[Chunk, ...]:
     return prepare_book(_job_for(manuscript.resolve(), max_chars)).chunks
 
 
+def transcripts(chunks: Sequence[Chunk]) -> list[str]:
+    """What the AsyncFlow engine sends for each chunk: its spoken forms joined by spaces."""
+    return [" ".join(w for w in c.spoken_words if w) for c in chunks]
+
+
+def _fits(path: Path, chunks: int, max_chars: int) -> bool:
+    """``path`` makes exactly ``chunks`` chunks, no two with the same text."""
+    sent = transcripts(book_chunks(path, max_chars))
+    return len(sent) == chunks and len(set(sent)) == chunks
+
+
 def chunked_manuscript(path: Path, chunks: int, *, max_chars: int, seed: int = 0) -> Path:
     """Write (or keep, when it is already right) a synthetic manuscript at ``path`` that
-    narrate cuts into exactly ``chunks`` chunks: generate more than enough text, then cut it
-    where the chunk numbered ``chunks`` ends (a sentence end, so the greedy packing of the
-    prefix is the same). The first chunk is the first chapter's title, so ``chunks`` >= 2."""
+    narrate cuts into exactly ``chunks`` chunks, all different: generate more than enough
+    text, then cut it where the chunk numbered ``chunks`` ends (a sentence end, so the greedy
+    packing of the prefix is the same). The first chunk is the first chapter's title, so
+    ``chunks`` >= 2.
+
+    Different, because narrate's cache is content-addressed: a repeated chunk is synthesized
+    once by narrate and every time by the baseline script, and the two would no longer do the
+    same work. Sentences never repeat, but the pieces of a sentence cut to fit ``max_chars``
+    may ("after the rain,"): then the next seed is tried."""
     if chunks < 2:
         raise ValueError(f"{path}: a manuscript makes at least 2 chunks (a chapter title and its text)")
-    if path.exists() and len(book_chunks(path, max_chars)) == chunks:
+    if path.exists() and _fits(path, chunks, max_chars):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    words = max(200, chunks * max_chars // 4)
-    while True:
-        text = synthetic_manuscript(words, seed=seed)
-        path.write_text(text, encoding="utf-8")
-        found = book_chunks(path, max_chars)
-        if len(found) >= chunks:
-            break
-        words *= 2
-    end = found[chunks - 1].words[-1].end
-    path.write_text(text[:end] + "\n", encoding="utf-8")
-    made = len(book_chunks(path, max_chars))
-    if made != chunks:
-        raise RuntimeError(f"{path}: cut for {chunks} chunks but narrate makes {made}")
-    return path
+    for attempt in range(_SEED_ATTEMPTS):
+        words = max(200, chunks * max_chars // 4)
+        while True:
+            text = synthetic_manuscript(words, seed=seed + attempt)
+            path.write_text(text, encoding="utf-8")
+            found = book_chunks(path, max_chars)
+            if len(found) >= chunks:
+                break
+            words *= 2
+        end = found[chunks - 1].words[-1].end
+        path.write_text(text[:end] + "\n", encoding="utf-8")
+        if _fits(path, chunks, max_chars):
+            return path
+    raise RuntimeError(f"{path}: no seed from {seed} gave {chunks} different chunks of at most {max_chars} characters")

@@ -28,8 +28,8 @@ _MARKUP = re.compile(r"<phonemes>.*?</phonemes>|<[^>]*>", re.DOTALL)
 
 def tokens(spoken: str) -> list[str]:
     """Dictionary-style tokens of a spoken form: lower case, markup removed, split at anything
-    but letters and apostrophes ("eighty-seven," -> ["eighty", "seven"])."""
-    text = _MARKUP.sub(" ", spoken).lower()
+    but letters and apostrophes ("eighty-seven," -> ["eighty", "seven"]; "you’ll" -> ["you'll"])."""
+    text = _MARKUP.sub(" ", spoken).lower().replace("\u2019", "'").replace("\u2018", "'")
     return [t.strip("'") for t in re.findall(r"[a-z']+", text) if t.strip("'")]
 
 

@@ -27,7 +27,6 @@ def _quiet_prefect() -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "PREFECT_HOME": str(Path.home() / ".cache" / "narrate" / "prefect"),
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
@@ -119,9 +118,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.tts.factory import make_engine
 
     job = load_job(args.job)
+    if job.config.input.watch:
+        return _run_watch(args, job)
     book = prepare_book(job)  # fail on a bad manuscript before anything starts
     if not book.chunks:
         raise ConfigError(f"{job.path}: nothing to read: the selected chapters contain no text")
+    if not any(ch.isalnum() for chunk in book.chunks for word in chunk.spoken_words for ch in word):
+        raise ConfigError(f"{job.path}: nothing to speak: the selected chapters hold only punctuation and symbols")
     if job.config.engine.kind == "asyncflow":
         from pipeline.tts.asyncflow import api_key_from_env
 
@@ -229,6 +232,25 @@ def cmd_cache(args: argparse.Namespace) -> int:
     removed = cache.prune(older_than_days=args.older_than_days, max_bytes=max_bytes)
     s = cache.stats()
     print(f"{root}: removed {removed} chunks; {s.entries} chunks, {s.bytes / 1e6:.1f} MB left")
+    return 0
+
+
+def _run_watch(args: argparse.Namespace, job: Any) -> int:
+    """`narrate run` on a watch job: one pass over the folder, what each scheduled run does
+    (every new manuscript is its own book; see docs/scheduling.md)."""
+    _quiet_prefect()
+    from pipeline.flows import narrate_flow
+
+    logging.getLogger("prefect.flow_runs").addFilter(_DropFinalState())
+    state: Any = asyncio.run(
+        narrate_flow(  # type: ignore[arg-type]
+            job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, quiet=args.quiet, return_state=True
+        )
+    )
+    if state.is_failed():
+        _err(state.message or "the watch run failed")
+        return EXIT_FAILED
+    print(f"{job.config.name}: {state.message}; outputs in {job.output_dir}/")
     return 0
 
 

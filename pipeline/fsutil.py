@@ -80,16 +80,32 @@ def write_json_atomic(path: Path, data: object) -> None:
 
 def check_writable_folder(folder: Path, setting: str) -> None:
     """Fail early, before anything is spent, when ``folder`` cannot become a writable folder:
-    it (or a parent) is a file, or the nearest existing parent is not writable. ``setting``
-    names the job key ("output_dir") for the message. Creates nothing."""
+    it (or a parent) is a file, a parent is read-only, or the filesystem refuses. ``setting``
+    names the job key ("output_dir") for the message. Missing folders are created to prove it
+    (permissions alone do not tell, e.g. for root) and removed again: nothing is left behind."""
     existing = folder
+    missing: list[Path] = []
     while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
         existing = existing.parent
     if not existing.is_dir():
-        what = "exists and is not a folder" if existing == folder else f"{existing} is a file, not a folder"
+        what = "exists and is not a folder" if existing == folder else f"is inside {existing}, which is a file"
         raise OutputError(f"{folder}: {setting} {what}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{folder}: {setting} is not writable ({existing} is read-only)")
+    created: list[Path] = []
+    try:
+        for part in reversed(missing):
+            os.mkdir(part)
+            created.append(part)
+    except FileExistsError:
+        pass  # another run made it meanwhile: it can be made
+    except OSError as exc:
+        raise OutputError(f"{folder}: {setting} cannot be created: {exc.strerror or exc}") from None
+    finally:
+        for part in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(part)
 
 
 def remove_stale_temporaries(folder: Path) -> int:

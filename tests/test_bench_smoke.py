@@ -29,7 +29,7 @@ from bench.common import (
     run_measured,
 )
 from bench.emulated import MODEL_ID, VOICE_ID, RequestClock, hosted_emulator
-from bench.manuscripts import book_chunks, chunked_manuscript, synthetic_manuscript
+from bench.manuscripts import book_chunks, chunked_manuscript, synthetic_manuscript, transcripts
 from pipeline.emulator.settings import EmulatorSettings
 
 # --- manuscripts ----------------------------------------------------------------------------
@@ -57,9 +57,9 @@ def test_a_smaller_manuscript_is_a_prefix_of_a_larger_one() -> None:
 @pytest.mark.parametrize(("chunks", "max_chars"), [(2, 400), (17, 400), (40, 120)])
 def test_a_manuscript_cut_for_n_chunks_makes_exactly_n(tmp_path: Path, chunks: int, max_chars: int) -> None:
     path = chunked_manuscript(tmp_path / "book.txt", chunks, max_chars=max_chars)
-    made = book_chunks(path, max_chars)
-    assert len(made) == chunks
-    assert all(len(" ".join(w for w in c.spoken_words if w)) <= max_chars for c in made)
+    sent = transcripts(book_chunks(path, max_chars))
+    assert len(sent) == chunks and len(set(sent)) == chunks  # all different: the cache dedups nothing
+    assert all(len(t) <= max_chars for t in sent)
     with pytest.raises(ValueError, match="at least 2 chunks"):
         chunked_manuscript(tmp_path / "tiny.txt", 1, max_chars=max_chars)
 
@@ -193,12 +193,19 @@ def test_overhead_quick(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_local_engine_quick(tmp_path: Path) -> None:
-    text = _quick("bench_local_engine", tmp_path / "R.md")
+def test_local_engine_quick_through_run_all(tmp_path: Path) -> None:
+    results = tmp_path / "R.md"
+    cmd = [sys.executable, "-m", "bench.run_all", "--quick", "--only", "local_engine", "--results", str(results)]
+    done = subprocess.run(cmd, cwd=ROOT, env=narrate_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = results.read_text(encoding="utf-8")
     row = re.search(r"\| LocalPoolEngine, \d+ processes \| ([\d,]+) \| (\d+) \| ([\d.]+) \|", text)
     assert row is not None
     assert 1000 <= int(row.group(1).replace(",", "")) < 1030 and int(row.group(2)) > 1
     assert float(row.group(3)) > 0  # some speech came out
+    # run_all's own section comes last, naming the one step it ran and its outcome.
+    assert re.search(r"## Whole run: bench.run_all \(quick\).*\| local_engine \| \d+ \| ok \|", text, re.DOTALL)
+    assert text.index("## Local engine (quick)") < text.index("## Whole run")
 
 
 @pytest.mark.slow
@@ -210,13 +217,14 @@ def test_scaling_quick(tmp_path: Path) -> None:
 
 def test_run_all_plans_every_script_and_refuses_unknown_steps(tmp_path: Path) -> None:
     results = tmp_path / "R.md"
-    steps = run_all.plan("quick", results, 10.0)
+    steps = run_all.plan("quick", results)
     assert [s.name for s in steps] == ["api_throughput", "overhead", "local_engine", "mastering", "scaling"]
     for step in steps:
         assert step.command[1:3] == ["-m", f"bench.{step.command[2].split('.')[1]}"]
         assert "--quick" in step.command or "--hours" in step.command
         assert str(results) in step.command or "--no-append" in step.command
-    full = {s.name: s.command for s in run_all.plan("full", results, 10.0)}
+    full = {s.name: s.command for s in run_all.plan("full", results)}
     assert "--full" in full["api_throughput"] and "--quick" not in full["overhead"]
+    assert full["mastering"][3:5] == ["--hours", "10"]
     with pytest.raises(SystemExit):
         run_all.main(["--only", "nonsense"])

@@ -117,6 +117,7 @@ def test_rerun_overwrites_the_same_files_and_removes_stale_ones(tiny: Chapters, 
     first = export_dataset(tiny, SPLIT, tmp_path, language="en", split_seed_key="tiny")
     names = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.wav"))
     (tmp_path / "ljspeech" / "README.txt").write_text("mine")
+    (tmp_path / "ljspeech" / "speakers.csv").write_text("mine too")
     again = export_dataset(tiny, SPLIT, tmp_path, language="en", split_seed_key="tiny")
     assert again == first and sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.wav")) == names
     # Other settings: longer clips, no split, one format. The old clips and split files go.
@@ -127,6 +128,7 @@ def test_rerun_overwrites_the_same_files_and_removes_stale_ones(tiny: Chapters, 
     assert len(check_ljs) == summary["clips"] < first["clips"]
     assert not (tmp_path / "ljspeech" / "metadata_train.csv").exists()
     assert (tmp_path / "ljspeech" / "README.txt").read_text() == "mine"
+    assert (tmp_path / "ljspeech" / "speakers.csv").read_text() == "mine too"
     assert all(sf.info(str(p)).samplerate == 16000 for p in (tmp_path / "ljspeech" / "wavs").iterdir())
 
 

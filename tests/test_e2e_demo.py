@@ -31,7 +31,7 @@ def spoken_manuscript_words() -> list[str]:
         if stripped.startswith("# ") or re.fullmatch(r"(\*\s*){3,}|#|-{3,}", stripped):
             continue
         line_words = re.sub(r"^#+\s*", "", stripped).split()
-        words.extend(w.strip("*_") if w.strip("*_") else w for w in line_words)  # emphasis is not text
+        words.extend(re.sub(r"[*_]", "", w) for w in line_words)  # emphasis markers are not text
     return words
 
 

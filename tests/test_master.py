@@ -33,11 +33,15 @@ from tests.mastering_signals import (
 TAGS = Tags(title="The Lighthouse", author="A. Keeper", track=1, total_tracks=2, chapter_title="Dusk")
 
 
-def run(tmp_path: Path, x: np.ndarray, profile: str | MasteringTarget, formats: list[str]) -> list[FileReport]:
+def run(
+    tmp_path: Path, x: np.ndarray, profile: str | MasteringTarget, formats: list[str], *, ffmpeg: bool = False
+) -> list[FileReport]:
+    """Master ``x``; MP3/Opus through libsndfile unless ``ffmpeg`` (which starts a process)."""
     target = PROFILES[profile] if isinstance(profile, str) else profile
     tmp_path.mkdir(parents=True, exist_ok=True)
     src = write_source(tmp_path / "source.wav", x)
-    return master_file(src, tmp_path / "out" / "chapter", target=target, formats=formats, tags=TAGS)
+    stem = tmp_path / "out" / "chapter"
+    return master_file(src, stem, target=target, formats=formats, tags=TAGS, ffmpeg_encoders=ffmpeg)
 
 
 def assert_meets(report: FileReport, target: MasteringTarget, source_seconds: float) -> np.ndarray:
@@ -94,6 +98,16 @@ def test_opus_and_flac_meet_the_profile(tmp_path: Path) -> None:
     assert sf.info(reports[0].path).samplerate == 48000
     for report in reports:
         assert_meets(report, PROFILES["speech"], len(x) / SR)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["audiobook", "podcast"])
+def test_ffmpeg_encoders_meet_the_profile(tmp_path: Path, profile: str) -> None:
+    # With the m4b extra installed, MP3 and Opus go through ffmpeg's (faster) encoders.
+    x = with_room(speech())
+    reports = run(tmp_path, x, profile, ["mp3", "opus", "m4b"], ffmpeg=True)
+    for report in reports:
+        assert_meets(report, PROFILES[profile], len(x) / SR)
 
 
 def test_audiobook_room_tone_quiet_present_and_repeatable(tmp_path: Path) -> None:
@@ -179,6 +193,12 @@ def test_silent_audio_is_reported_not_amplified(tmp_path: Path) -> None:
     data = report.to_dict()
     json.dumps(data, allow_nan=False)  # strict JSON: silence is null, not -Infinity
     assert data["integrated_lufs"] is None and data["meets_profile"] is False
+
+
+def test_too_short_to_measure_is_left_alone_and_said(tmp_path: Path) -> None:
+    report = run(tmp_path, tone(440.0, 0.3, -30.0), "podcast", ["wav"])[0]
+    assert report.gain_db == 0.0
+    assert not report.meets_profile and report.problems[0].startswith("no integrated loudness")
 
 
 def test_report_flags_what_misses_the_profile(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from pipeline.emulator.validation import Endpoint
 from pipeline.errors import OutputError, QuotaExceededError, ServerError
 from pipeline.estimate import transcript_of
 from pipeline.fsutil import output_lock
-from pipeline.models import ChunkAudio, Chunk
+from pipeline.models import Chunk, ChunkAudio
 from pipeline.prepare import PreparedBook, prepare_book
 from pipeline.synthesis import SynthesisResult, keys_for, synthesize_all
 from pipeline.tts.local import LocalEngine

@@ -7,6 +7,7 @@ synthesized again, and the resumed outputs equal those of an uninterrupted run."
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -24,6 +25,8 @@ import soundfile as sf
 
 from pipeline.cache import cache_key
 from pipeline.config import load_job
+from pipeline.emulator.server import serve_in_thread
+from pipeline.emulator.settings import EmulatorSettings
 from pipeline.emulator.stats import transcript_hash
 from pipeline.estimate import transcript_of
 from pipeline.models import Chunk
@@ -39,7 +42,7 @@ pytestmark = pytest.mark.slow
 KEY = "sk_live_kill_Zq8Wn3Rt6Yp1Xc4Vb7"
 LATENCY_MS = 400
 CONCURRENCY = 2
-KILL_AT = (4, 11, 19)  # cache entries on disk when the kill is sent (of 27 chunks)
+KILL_AT = (3, 8, 13)  # cache entries on disk when the kill is sent (of 18 chunks)
 
 
 @dataclass
@@ -111,7 +114,10 @@ def job_in(folder: Path, manuscript: Path, url: str) -> Path:
         name="killed",
         input={"files": [str(manuscript)]},
         engine={"kind": "asyncflow", "voice": SARAH, "base_url": url, "sample_rate": 16000},
-        limits={"requests_per_minute": 6000, "max_concurrency": CONCURRENCY, "retries": 2},
+        # shared: off. With a Prefect server configured, "auto" would also take slots of a
+        # Prefect global concurrency limit per request; a killed run's slots stay taken until
+        # their lease ends (minutes), which would stall the rerun. That is not what is tested.
+        limits={"requests_per_minute": 6000, "max_concurrency": CONCURRENCY, "retries": 2, "shared": "off"},
         text={"max_chars": 60},
     )
 
@@ -135,33 +141,36 @@ def compare_outputs(reference: Path, resumed: Path) -> None:
 
 def test_sigkill_mid_synthesis_then_resume(servers: Servers, tmp_path: Path) -> None:
     manuscript = tmp_path / "book.md"
-    manuscript.write_text(short_book(chapters=3, paragraphs=4), encoding="utf-8")
-    reference_job = job_in(tmp_path / "reference", manuscript, servers.emulator_url)
-    job = job_in(tmp_path / "series", manuscript, servers.emulator_url)
-    cfg = load_job(job).config
-    chunks: list[Chunk] = list(prepare_book(load_job(job)).chunks)
-    identity = asyncflow_identity(cfg.engine)
-    key_of = {cache_key(identity, c.spoken_words): transcript_hash(transcript_of(c)) for c in chunks}
-    assert len(key_of) == len(set(key_of.values())) == len(chunks) == 27
+    manuscript.write_text(short_book(chapters=2, paragraphs=4), encoding="utf-8")
+    # The uninterrupted reference run goes on beside the series, with its own cache and
+    # outputs, against a second emulator (in this process) so the counters stay the series'.
+    with serve_in_thread(EmulatorSettings(api_keys=(KEY,), rpm=0, concurrency=0)) as second:
+        reference_job = job_in(tmp_path / "reference", manuscript, second.url)
+        job = job_in(tmp_path / "series", manuscript, servers.emulator_url)
+        chunks: list[Chunk] = list(prepare_book(load_job(job)).chunks)
+        identity = asyncflow_identity(load_job(job).config.engine)
+        key_of = {cache_key(identity, c.spoken_words): transcript_hash(transcript_of(c)) for c in chunks}
+        assert len(key_of) == len(set(key_of.values())) == len(chunks) == 18
 
-    reference = finish(*start_run(reference_job, servers.env, tmp_path / "reference"))
-    assert reference.code == 0, reference.stderr
-    cache = tmp_path / "series" / "cache"
-    runs = [reference]
-    before_series = servers.successes()
-    finished: list[set[str]] = []  # cache keys on disk after each kill
-    counts_after_kill: list[dict[str, int]] = []
-    for n, count in enumerate(KILL_AT):
-        runs.append(kill_when_cached(job, servers.env, tmp_path / f"killed-{n}", cache, count))
-        finished.append(cache_keys(cache))
-        counts_after_kill.append(servers.successes())
-    final = finish(*start_run(job, servers.env, tmp_path / "final"))
-    runs.append(final)
+        before_series = servers.successes()
+        reference_run = start_run(reference_job, servers.env, tmp_path / "reference")
+        cache = tmp_path / "series" / "cache"
+        runs: list[Run] = []
+        finished: list[set[str]] = []  # cache keys on disk after each kill
+        counts_after_kill: list[dict[str, int]] = []
+        for n, count in enumerate(KILL_AT):
+            runs.append(kill_when_cached(job, servers.env, tmp_path / f"killed-{n}", cache, count))
+            finished.append(cache_keys(cache))
+            counts_after_kill.append(servers.successes())
+        final = finish(*start_run(job, servers.env, tmp_path / "final"))
+        reference = finish(*reference_run)
+    runs += [final, reference]
     assert final.code == 0, final.stderr
+    assert reference.code == 0, reference.stderr
     after = servers.successes()
 
     # Each kill found more finished, never fewer, and never all: it landed mid-synthesis.
-    assert all(a < b for a, b in zip(finished, finished[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(finished))
     assert KILL_AT[0] <= len(finished[0]) and len(finished[-1]) < len(chunks)
     # No chunk finished before a kill was synthesized again, by any later run.
     for done, at_kill in zip(finished, counts_after_kill, strict=True):
@@ -181,6 +190,5 @@ def test_sigkill_mid_synthesis_then_resume(servers: Servers, tmp_path: Path) -> 
     assert not [p for p in (tmp_path / "series" / "out").rglob("*") if ".tmp" in p.name]
     logs = {f"run {i} {name}": getattr(r, name).encode() for i, r in enumerate(runs) for name in ("stdout", "stderr")}
     assert not find_secret(KEY, files_under(tmp_path / "series", tmp_path / "reference") | logs)
-    for run in runs[1:-1]:
+    for run in runs:
         assert "Traceback" not in run.stderr
-

@@ -22,6 +22,7 @@ from pipeline.orchestrate.deployments import (
     require_server,
     schedules_for,
 )
+from pipeline.orchestrate.parameters import with_run_parameters
 from tests.jobs import write_job
 from tests.prefect_server import (
     BIN,
@@ -128,6 +129,25 @@ def test_deployment_carries_job_path_schedule_and_run_parameters(tmp_path: Path)
     assert not any("key" in name for name in properties)
 
 
+def test_run_parameters_replace_files_and_chapters(tmp_path: Path) -> None:
+    job = load_job(write_job(tmp_path, input={"chapters": [1, 2]}))
+    other = short_book(tmp_path)
+    # Relative names resolve against the job file, as they do inside it.
+    narrowed = with_run_parameters(job, files=[other.name], chapters=["Morning"])
+    assert narrowed.input_files() == [other]
+    assert narrowed.config.input.chapters == ["Morning"]
+    assert narrowed.config.input.read_titles == job.config.input.read_titles  # the rest is the job's
+    assert with_run_parameters(job) is job
+    assert with_run_parameters(job, chapters=[2]).config.input.files == job.config.input.files
+
+
+def test_bad_run_parameters_are_one_line(tmp_path: Path) -> None:
+    job = load_job(write_job(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        with_run_parameters(job, files=[])
+    assert str(err.value).startswith(f"{job.path}: run parameter files:") and "\n" not in str(err.value)
+
+
 def test_two_jobs_with_one_name_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -152,6 +172,15 @@ def test_narrate_serve_without_server_exits_2_with_one_line(
     assert main(["serve", str(job)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"narrate: error: {NO_SERVER}"
+
+
+def test_narrate_deploy_without_server_exits_2_with_one_line(
+    tmp_path: Path, no_server: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    assert main(["deploy", str(write_job(tmp_path)), "--pool", "narrate"]) == 2
+    assert capsys.readouterr().err.strip() == f"narrate: error: {NO_SERVER}"
 
 
 def test_narrate_serve_checks_every_job_file_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,16 +79,14 @@ def _config(kind: str, shared: str) -> JobConfig:
     )
 
 
-def test_who_shares_limits() -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        assert not shares_limits(_config("asyncflow", "auto"))  # no server: in-process only
-        assert shares_limits(_config("asyncflow", "on"))
-    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-        assert shares_limits(_config("asyncflow", "auto"))
-        assert not shares_limits(_config("asyncflow", "off"))
-        assert not shares_limits(_config("local", "on"))  # no account to share
+def test_who_shares_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert not shares_limits(_config("asyncflow", "auto"))  # no server: in-process only
+    assert shares_limits(_config("asyncflow", "on"))
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert shares_limits(_config("asyncflow", "auto"))
+    assert not shares_limits(_config("asyncflow", "off"))
+    assert not shares_limits(_config("local", "on"))  # no account to share
 
 
 # --- real processes against one server ------------------------------------------------------
@@ -153,11 +151,11 @@ def test_two_workers_share_one_account(server: tuple[str, Path], tmp_path: Path)
     its own keeps 2 in flight."""
     url, home = server
     key, concurrency, rpm = "sk_worker_test_key_B", 2, 300
-    settings = EmulatorSettings(api_keys=(key,), rpm=rpm, concurrency=concurrency, latency_ms=400)
+    settings = EmulatorSettings(api_keys=(key,), rpm=rpm, concurrency=concurrency, latency_ms=300)
     with serve_in_thread(settings) as emulator:
         jobs = []
         for name in ("alpha", "beta"):
-            book = _manuscript(tmp_path, f"Book {name}", sentences=30)
+            book = _manuscript(tmp_path, f"Book {name}", sentences=20)
             jobs.append(
                 write_job(
                     tmp_path,
@@ -191,7 +189,9 @@ def test_two_workers_share_one_account(server: tuple[str, Path], tmp_path: Path)
     assert [state_of(r) for r in done] == ["COMPLETED", "COMPLETED"], ([r["state"]["message"] for r in done], logs)
     reports = [json.loads((tmp_path / "out" / n / "report.json").read_text()) for n in ("alpha", "beta")]
     for report in reports:
-        assert report["chunks_failed"] == 0 and report["chunks_synthesized"] == report["chunks_total"] > 25
+        assert report["chunks_failed"] == 0 and report["chunks_total"] > 15
+        # Both books open with the same heading, which the shared chunk cache speaks only once.
+        assert report["chunks_synthesized"] + report["chunks_from_cache"] == report["chunks_total"]
         assert report["requests"]["retries"] == 0 and report["requests"]["rate_limited"] == {}
     # Each worker's job kept its own 2 requests in flight (4 together)...
     assert sum(r["requests"]["peak_in_flight"] for r in reports) == 2 * concurrency

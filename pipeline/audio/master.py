@@ -3,15 +3,18 @@
 ``master_file`` takes one assembled float32 mono WAV (a chapter, or the whole book) and writes
 it in every requested format:
 
-1. measure the source in one streaming pass (loudness, RMS, true peak);
+1. measure the source in one streaming pass (loudness, RMS, true peak, noise floor);
 2. choose one gain for the whole file from the profile (never per chunk, so levels never jump);
    when that gain would push peaks over the ceiling, the true-peak limiter will take some level
    off the loudest moments, so the gain is refined by running the limiter over the audio (or,
    for long files, over evenly spread excerpts) until the limited result lands on the target;
-3. stream the source again through gain, room tone (audiobook), limiter and every encoder at
-   once, the encoders on their own threads;
-4. decode and measure each written file, and re-encode a lossy file with more headroom if its
-   codec pushed a peak over the ceiling.
+3. for each lossy format, encode and decode excerpts to learn how its codec moves level and
+   peaks, and compensate (``planning``, ``calibrate``);
+4. stream the source again through gain, room tone (audiobook), limiter and every encoder at
+   once, the encoders on their own threads or ffmpeg processes;
+5. decode and measure each written file; a format whose peak still went over the ceiling, or
+   whose level is more than 0.2 dB off, is encoded again with the measured correction (at most
+   twice).
 
 The output has exactly the source's length (the limiter's lookahead is compensated), so word
 timings computed before mastering stay valid.

@@ -64,10 +64,10 @@ class ChainPlanner:
         if target.peak_safe_only and self.ceiling is not None:
             over = source.true_peak_db - (self.ceiling - LOSSLESS_MARGIN_DB)
             return -over if over > 0 else 0.0
-        goal = target.goal
-        if goal is None or not self._audible:
+        goal, level = target.goal, target.level_of(source)
+        if goal is None or not math.isfinite(level):  # silent, or too short to gate (< 0.4 s)
             return 0.0
-        return goal - target.level_of(source)
+        return goal - level
 
     def chain(self, fmt: str) -> Chain:
         tone = self._target.room_tone_db
@@ -86,7 +86,7 @@ class ChainPlanner:
         key = (shift, limit)
         if key not in self._refined:
             gain = self.gain + shift
-            if self._target.normalizes and self._audible:
+            if self._target.normalizes and math.isfinite(self._source_level()):
                 gain = self._refine(gain, limit)
             self._refined[key] = gain
         return self._refined[key]

@@ -134,7 +134,9 @@ def problems(m: Measurement, target: MasteringTarget, source: Measurement) -> li
     if not audible:
         found.append("the audio is silent")
     lufs = target.target_lufs
-    if lufs is not None and audible and not abs(m.integrated_lufs - lufs) <= TOLERANCE_LU:
+    if lufs is not None and audible and not math.isfinite(m.integrated_lufs):
+        found.append("no integrated loudness: shorter than one 400 ms block, or quieter than -70 LUFS")
+    elif lufs is not None and audible and not abs(m.integrated_lufs - lufs) <= TOLERANCE_LU:
         found.append(f"integrated loudness {m.integrated_lufs:.1f} LUFS, target {lufs:g} ±{TOLERANCE_LU:g}")
     if target.rms_range is not None and audible:
         low, high = target.rms_range

@@ -7,6 +7,7 @@ limiter and, say, the MP3 encoder use both cores. Memory is a few blocks, whatev
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -55,15 +56,21 @@ def source_blocks(src: Path, *, start: int = 0, frames: int = -1) -> tuple[int, 
     return info.samplerate, blocks()
 
 
+@functools.lru_cache(maxsize=4)
+def _room_tone_table(level_db: float) -> np.ndarray:
+    table = np.random.default_rng(_ROOM_TONE_SEED).standard_normal(_ROOM_TONE_PERIOD)
+    table *= 10.0 ** (level_db / 20.0) / np.sqrt(np.mean(table * table))
+    out = table.astype(np.float32)
+    out.setflags(write=False)  # shared by every RoomTone at this level
+    return out
+
+
 class RoomTone:
     """A quiet, seeded white-noise bed (``level_db`` RMS) so no gap is digital silence, which
     ACX rejects; identical for the same position in the same file on every run."""
 
     def __init__(self, level_db: float) -> None:
-        rng = np.random.default_rng(_ROOM_TONE_SEED)
-        table = rng.standard_normal(_ROOM_TONE_PERIOD)
-        table *= 10.0 ** (level_db / 20.0) / np.sqrt(np.mean(table * table))
-        self._table = table.astype(np.float32)
+        self._table = _room_tone_table(level_db)
         self._position = 0
 
     def add(self, block: np.ndarray) -> np.ndarray:

@@ -40,6 +40,9 @@ from pipeline.models import ChapterTimeline
 from pipeline.text.normalize import normalize_text
 
 _EXAMPLES = 10  # skipped spans listed in the summary
+# Names of the files an export writes (clips, their crash leftovers, manifests): only these
+# are ever removed as stale.
+_OURS = re.compile(r".*\.wav|metadata(_\w+)?\.csv|metadata\.jsonl|(\w+_)?manifest\.jsonl")
 _LENGTH_TOLERANCE_MS = 5  # ms rounding between a timeline and its audio file
 
 
@@ -70,7 +73,7 @@ def _remove_stale(folder: Path, keep: set[Path]) -> None:
         return
     try:
         for path in sorted(folder.rglob("*"), reverse=True):
-            if path.is_file() and path.suffix in {".wav", ".csv", ".jsonl"} and path not in keep:
+            if path.is_file() and _OURS.fullmatch(path.name) and path not in keep:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()

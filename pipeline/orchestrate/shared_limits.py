@@ -5,8 +5,8 @@ limits. Two workers with the same key would each do so and together exceed them,
 Prefect server is configured, each HTTP exchange also passes two Prefect global concurrency
 limits (GCLs) named after the account (a short SHA-256 of the key, never the key):
 
-- ``narrate-asyncflow-<account>-concurrency``: ``max_concurrency`` slots, held (under a lease)
-  for the length of the exchange;
+- ``narrate-asyncflow-<account>-concurrency``: ``max_concurrency`` slots, one held for the
+  length of each exchange (see :mod:`pipeline.orchestrate.leases` for how slots are lent);
 - ``narrate-asyncflow-<account>-rpm``: a rate limit (a GCL whose slots decay), taken once
   just before the request leaves.
 
@@ -20,30 +20,26 @@ request a busy limit would lose most of its decay to rounding and crawl. Each re
 therefore occupies ``RATE_QUANTUM`` slots of a limit ``RATE_QUANTUM`` times larger: the same
 rate, with rounding losses of a hundredth of a request.
 
-Prefect's acquisitions cost a server round trip each (about three per request), which is why
-this is only used to share an account across processes; see DESIGN.md.
+Each request costs a round trip to the server for its rate slot (and now and then one for a
+concurrency slot), which is why this is only used to share an account across processes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
+import os
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from pipeline.config import JobConfig
 from pipeline.errors import ServerError
-
-log = logging.getLogger(__name__)
+from pipeline.orchestrate.leases import SharedSlots, SlotsUnavailable
 
 WINDOW_S = 60.0  # the API counts requests per minute
 WINDOW_MARGIN_S = 1.0
 RATE_QUANTUM = 100
-# A slot held by a process that died frees itself when its lease ends (the server's minimum);
-# a live holder renews its lease in the background.
-LEASE_S = 60.0
 
 
 def account_id(api_key: str) -> str:
@@ -124,49 +120,46 @@ class SharedRequestGate:
 
     def __init__(self, limits: AccountLimits) -> None:
         self.limits = limits
+        self.slots = SharedSlots(limits.concurrency_name)
 
     def __repr__(self) -> str:
         return f"SharedRequestGate({self.limits.concurrency_name}, {self.limits.rate_name})"
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[None]:
-        from prefect.concurrency.asyncio import concurrency, rate_limit
+        from prefect.concurrency.asyncio import rate_limit
 
-        held = AsyncExitStack()
+        # The in-flight slot first, then the start time, as the in-process limiter does: a
+        # request leaves the moment its rate slot is granted.
         try:
-            # The in-flight slot first, then the start time, as the in-process limiter does: a
-            # request leaves the moment its rate slot is granted.
-            await held.enter_async_context(
-                concurrency(
-                    self.limits.concurrency_name,
-                    lease_duration=LEASE_S,
-                    strict=True,
-                    raise_on_lease_renewal_failure=False,
-                )
-            )
-            await rate_limit(self.limits.rate_name, occupy=RATE_QUANTUM, strict=True)
-        except BaseException as exc:
-            await held.aclose()
-            if not isinstance(exc, Exception):
-                raise  # cancellation
-            raise ServerError(
-                f"the shared API limits on the Prefect server are unreachable ({type(exc).__name__}: {exc})"
-            ) from None
+            lease = await self.slots.acquire()
+        except SlotsUnavailable as exc:
+            raise ServerError(f"the shared API limits on the Prefect server are unavailable ({exc})") from None
         try:
+            try:
+                await rate_limit(self.limits.rate_name, occupy=RATE_QUANTUM, strict=True)
+            except Exception as exc:
+                raise ServerError(
+                    f"the shared API rate limit on the Prefect server is unavailable ({type(exc).__name__}: {exc})"
+                ) from None
             yield
         finally:
-            try:
-                await held.aclose()
-            except Exception as exc:
-                # The request is done either way; the slot frees itself when its lease ends.
-                log.warning("could not release a shared concurrency slot (%s); its lease will expire", exc)
+            await self.slots.release(lease)
 
 
 def prefect_server_configured() -> bool:
-    """True when Prefect talks to a server (PREFECT_API_URL), not an embedded temporary one."""
-    from prefect.settings import get_current_settings
+    """True when the user pointed Prefect at a server: PREFECT_API_URL in the environment (as
+    `narrate serve` and workers pass it to their runs) or in the active Prefect profile. Not
+    the embedded temporary server, and not a test harness's private one."""
+    if os.environ.get("PREFECT_API_URL", "").strip():
+        return True
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings.profiles import load_current_profile
 
-    return bool(get_current_settings().api.url)
+    try:
+        return bool(load_current_profile().settings.get(PREFECT_API_URL))
+    except Exception:  # an unreadable profiles file: Prefect itself will say so
+        return False
 
 
 def shares_limits(cfg: JobConfig) -> bool:
