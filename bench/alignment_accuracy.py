@@ -55,7 +55,7 @@ from pipeline.tts.factory import make_engine
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "data" / "manuscripts" / "the-lighthouse-keepers-ledger.md"
-ALICE = Path("/work/shared/corpus/alice.txt")
+ALICE = REPO.parent / "shared" / "corpus" / "alice.txt"  # the shared folder beside the repo
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 _MIN_MATCH = 0.9  # normalized correlation below this: the chunk was not found, leave it out
 # Where to look for a chunk: from a little before the end of the previous one's raw audio

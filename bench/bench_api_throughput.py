@@ -180,8 +180,8 @@ def judge(prepared: PreparedCase, narrate: ClientRun, baseline: ClientRun, work:
             f"{baseline.startup_s:.1f} s for the script, and {narrate.tail_s:.1f} s after its last response "
             f"(assembling the chapters, alignment.json, report) against {baseline.tail_s:.1f} s. That fixed "
             f"{extra + narrate.tail_s - baseline.tail_s:.1f} s is what a short job cannot hide; it shrinks "
-            f"relative to longer jobs. A Prefect server kept running (PREFECT_API_URL) removes most of the "
-            f"startup part."
+            f"relative to longer jobs. Most of the start is importing Prefect and starting its embedded "
+            f"server; a Prefect server kept running (PREFECT_API_URL) saves the server start."
         )
     return lines
 

@@ -172,9 +172,10 @@ def cli_exit(main: Callable[[Sequence[str] | None], int]) -> NoReturn:
 @dataclass(frozen=True, slots=True)
 class ProcessMeasure:
     """One finished subprocess. ``cpu_s`` is user + system time of the process and every child
-    it waited for; ``peak_rss_mb`` is the largest resident set of the process (or of one of
-    those children), from the kernel; ``peak_tree_rss_mb`` is the largest sum of the resident
-    sets of the whole process tree at any 100 ms sample (Prefect's server included)."""
+    it waited for (from the kernel); ``peak_rss_mb`` is the process's own resident-memory
+    high-water mark (VmHWM, read every 100 ms, so a peak in its last 100 ms can be missed);
+    ``peak_tree_rss_mb`` is the largest sum of the resident sets of the whole process tree at
+    any 100 ms sample (Prefect's server included)."""
 
     returncode: int
     started_at: float  # time.monotonic() just before the process was started
@@ -213,6 +214,17 @@ def _rss_bytes(pid: int) -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def _hwm_bytes(pid: int) -> int:
+    """The process's own resident-memory high-water mark (VmHWM), 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
 def descendants(root: int) -> list[int]:
     """``root`` and every process below it, now."""
     tree = _children()
@@ -241,6 +253,7 @@ class _TreeSampler(threading.Thread):
         self.pid = pid
         self.interval_s = interval_s
         self.peak = 0
+        self.root_peak = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -251,6 +264,7 @@ class _TreeSampler(threading.Thread):
                 members = descendants(self.pid)
                 scanned = time.monotonic()
             self.peak = max(self.peak, sum(_rss_bytes(pid) for pid in members))
+            self.root_peak = max(self.root_peak, _hwm_bytes(self.pid))
             self.stop.wait(self.interval_s)
 
 
@@ -290,7 +304,9 @@ def run_measured(
             started_at=started_at,
             wall_s=wall,
             cpu_s=usage.ru_utime + usage.ru_stime,
-            peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+            # Not usage.ru_maxrss: it counts the pages the child shared with this process between
+            # fork and exec, so a small child would inherit the bench process's size.
+            peak_rss_mb=sampler.root_peak / 1024 / 1024,
             peak_tree_rss_mb=sampler.peak / 1024 / 1024,
             stdout=out.read(),
             stderr=err.read(),

@@ -98,7 +98,24 @@ class ChunkCache:
         return audio
 
     def has(self, key: str, *, need_exact_timings: bool = True) -> bool:
-        return self.get(key, need_exact_timings=need_exact_timings) is not None
+        """Whether ``key`` looks present, from the header and the file size alone: cheap enough
+        to ask for every chunk of a book (estimates). A truncated entry is caught here; a
+        flipped bit only by ``get``, which is what any use of the audio goes through."""
+        path = self.path_for(key)
+        start = len(_MAGIC) + _HEADER_LEN.size
+        try:
+            with path.open("rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                prefix = f.read(start)
+                if len(prefix) < start or not prefix.startswith(_MAGIC):
+                    return False
+                (head_len,) = _HEADER_LEN.unpack_from(prefix, len(_MAGIC))
+                header = json.loads(f.read(head_len))
+            expected = start + head_len + 2 * int(header["num_samples"]) + _DIGEST_LEN
+            exact = bool(header["exact_timings"])
+            return header["key"] == key and size == expected and (exact or not need_exact_timings)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     def put(self, key: str, audio: ChunkAudio, *, exact_timings: bool = True) -> Path:
         """Store ``audio`` under ``key``; raises OutputError when the cache folder is unusable."""

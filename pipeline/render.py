@@ -26,6 +26,8 @@ from pipeline.audio.assemble import PauseSettings, assemble_chapter, join_files
 from pipeline.audio.master import FileReport, MasteringTarget, Tags, master_file
 from pipeline.cache import ChunkCache
 from pipeline.config import JobConfig
+from pipeline.dataset.export import export_dataset
+from pipeline.dataset.quality import alignment_quality
 from pipeline.errors import InputError
 from pipeline.fsutil import write_json_atomic, write_text_atomic
 from pipeline.models import ChapterTimeline, Cue, SynthesizedChunk
@@ -54,6 +56,8 @@ class RenderResult:
     chapters_incomplete: list[int] = field(default_factory=list)
     audio_seconds: float = 0.0
     cue_stats: dict[str, object] = field(default_factory=dict)
+    alignment_quality: dict[str, object] = field(default_factory=dict)
+    dataset: dict[str, object] | None = None
     book_complete: bool = False
 
 
@@ -152,6 +156,17 @@ class Renderer:
             )
             write_json_atomic(self.out / "alignment.json", doc)
             result.other_files.append(str(self.out / "alignment.json"))
+        if assembled:
+            pairs = [(a.timeline, a.raw) for _, a in sorted(assembled.items())]
+            result.alignment_quality = alignment_quality(pairs)
+            if self.cfg.outputs.dataset is not None:
+                result.dataset = export_dataset(
+                    pairs,
+                    self.cfg.outputs.dataset,
+                    self.out / "dataset",
+                    language=self.book.language,
+                    split_seed_key=self.cfg.name,
+                )
         if self.cfg.outputs.media_overlays and assembled:
             self._write_media_overlays(assembled, result)
         result.audio_seconds = sum(a.timeline.duration_ms for a in assembled.values()) / 1000

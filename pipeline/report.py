@@ -76,6 +76,8 @@ def build_report(
         "wall_seconds": round(wall_seconds, 3),
         "lexicon_version": book.lexicon_version,
         "subtitles": render.cue_stats,
+        "alignment_quality": render.alignment_quality,
+        "dataset": render.dataset,
         "outputs": {
             "audio": [dict(f.to_dict(), path=_rel(f.path, output_dir)) for f in render.files],
             "subtitles": [_rel(p, output_dir) for p in render.subtitle_files],

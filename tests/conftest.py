@@ -22,6 +22,8 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_MANUSCRIPT = REPO / "data" / "manuscripts" / "the-lighthouse-keepers-ledger.md"
+# The project's shared folder sits beside the repository (on developers' machines and in CI).
+SHARED_CORPUS = REPO.parent / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")

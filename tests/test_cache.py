@@ -336,3 +336,15 @@ def test_cache_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     job = write_job(tmp_path, cache_dir=str(tmp_path / "c"))
     assert main(["cache", "stats", str(job)]) == 0
     assert "2 chunks" in capsys.readouterr().out
+
+
+def test_has_answers_from_the_header_and_catches_truncation(tmp_path: Path) -> None:
+    cache = ChunkCache(tmp_path)
+    path = cache.put("a" * 64, speech_like())
+    cache.put("b" * 64, speech_like(), exact_timings=False)
+    assert cache.has("a" * 64) and not cache.has("c" * 64)
+    assert not cache.has("b" * 64) and cache.has("b" * 64, need_exact_timings=False)
+    path.write_bytes(path.read_bytes()[:-1])
+    assert not cache.has("a" * 64)
+    shutil.copy(cache.path_for("b" * 64), path)  # another key's entry under this name
+    assert not cache.has("a" * 64, need_exact_timings=False)

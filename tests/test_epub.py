@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from pipeline.errors import InputError
 from pipeline.models import Document
 from pipeline.text.epub import read_epub
+from tests.conftest import SHARED_CORPUS
 from tests.epub_builder import Doc, Nav, encryption_xml, write_epub
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED_CORPUS
 DATA = Path(__file__).parent.parent / "data"
 SAMPLE = DATA / "manuscripts" / "the-lamplighter-of-harrow-quay.epub"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from tests.resume_support import short_book
 ASYNCFLOW = {"kind": "asyncflow", "voice": "e0f39dc4-f691-4e78-bba5-5c636692cc04", "base_url": "http://127.0.0.1:9"}
 
 
-def _job(tmp_path: Path, text: str | None = None, **overrides: object) -> Path:
+def _job(tmp_path: Path, text: str | None = None, **overrides: Any) -> Path:
     manuscript = tmp_path / "book.md"
     manuscript.write_text(text or short_book(), encoding="utf-8")
     return write_job(tmp_path, input={"files": [str(manuscript)]}, **overrides)
@@ -81,7 +82,7 @@ def test_cached_chunks_are_not_paid_again(tmp_path: Path) -> None:
 def test_entries_without_real_timings_count_only_when_timings_are_not_needed(tmp_path: Path) -> None:
     (tmp_path / "t").mkdir()
     (tmp_path / "n").mkdir()
-    shared = {"engine": ASYNCFLOW, "cache_dir": str(tmp_path / "cache")}
+    shared: dict[str, Any] = {"engine": ASYNCFLOW, "cache_dir": str(tmp_path / "cache")}
     with_subtitles = _job(tmp_path / "t", **shared)
     audio_only = _job(tmp_path / "n", outputs={"subtitles": [], "alignment": False}, **shared)
     _, book, keys = _estimate(with_subtitles)

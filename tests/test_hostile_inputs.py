@@ -303,7 +303,9 @@ def test_awkward_but_valid_input_gives_a_correct_result(
     assert report["chunks_failed"] == 0 and report["audio_seconds"] > 0.3
     book_wav = next(out.glob("*.wav"))
     assert sf.info(str(book_wav)).duration > 0.3
-    spoken = " ".join(c.content for c in srt.parse(next(out.glob("*.srt")).read_text(encoding="utf-8")))
+    subtitles = next(out.glob("*.srt")).read_text(encoding="utf-8")
+    assert not re.search(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]", subtitles)  # no control characters shown
+    spoken = " ".join(c.content for c in srt.parse(subtitles))
     source = Path(yaml.safe_load(job.read_text())["input"]["files"][0]).read_bytes()
     text = source.decode(yaml.safe_load(job.read_text()).get("input", {}).get("encoding", "utf-8"))
     for word in _letters(text)[:5] + _letters(text)[-5:]:
@@ -348,7 +350,11 @@ def _make_read_only(folder: Path) -> Callable[[], None]:
         folder.chmod(0o555)
         return lambda: folder.chmod(0o755)
     subprocess.run(["chattr", "+i", str(folder)], check=True, capture_output=True)
-    return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True, capture_output=True) and None
+
+    def undo() -> None:
+        subprocess.run(["chattr", "-i", str(folder)], check=True, capture_output=True)
+
+    return undo
 
 
 def test_read_only_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

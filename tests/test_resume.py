@@ -314,3 +314,25 @@ def test_a_second_run_of_the_same_job_is_turned_away(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "another narrate run" in err[0]
     assert snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_an_unreachable_api_is_one_line_and_spends_nothing(
+    tmp_path: Path, prefect_harness: None, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A network that is down before the first request: the engine's check fails once its
+    retries are spent, the run ends with one line (no Prefect traceback) and nothing cached."""
+    from tests.prefect_server import free_port
+
+    monkeypatch.setenv("ASYNCAI_API_KEY", KEY)
+    manuscript = tmp_path / "book.md"
+    manuscript.write_text(short_book(chapters=1, paragraphs=1), encoding="utf-8")
+    engine = {"kind": "asyncflow", "voice": SARAH, "base_url": f"http://127.0.0.1:{free_port()}"}
+    job = write_job(tmp_path, input={"files": [str(manuscript)]}, engine=engine, limits={"retries": 0})
+    code, report = run(job)
+    err = capfd.readouterr().err
+    assert code == 1 and report is None
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("narrate: error: ") and "connection failed" in lines[0]
+    assert not cache_keys(tmp_path / "cache")

@@ -1,7 +1,7 @@
 """Kill -9 a real `narrate run` in the middle of synthesis, several times, and resume.
 
-Real processes throughout: one `prefect server start` and one `narrate emulator` (with latency,
-so a kill lands mid-synthesis) for the module, and `narrate run` subprocesses against them.
+Real processes throughout: a Prefect server (the session's test server), one `narrate emulator`
+(with latency, so a kill lands mid-synthesis), and `narrate run` subprocesses against them.
 The emulator's per-transcript success counters show that no chunk finished before a kill was
 synthesized again, and the resumed outputs equal those of an uninterrupted run."""
 
@@ -34,7 +34,7 @@ from pipeline.prepare import prepare_book
 from pipeline.tts.asyncflow import asyncflow_identity
 from tests.emulator_support import SARAH
 from tests.jobs import write_job
-from tests.prefect_server import BIN, prefect_env, prefect_server, started, wait_for
+from tests.prefect_server import BIN, prefect_env, started, wait_for
 from tests.resume_support import cache_keys, files_under, find_secret, short_book, snapshot
 
 pytestmark = pytest.mark.slow
@@ -55,21 +55,23 @@ class Servers:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    home = tmp_path_factory.mktemp("prefect-home")
+def servers(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Iterator[Servers]:
+    """The emulator as a process, and the session's Prefect test server (itself a process)
+    shared with the `narrate run` children through PREFECT_API_URL."""
+    from prefect.settings import PREFECT_API_URL
+
+    home = tmp_path_factory.mktemp("kill-home")
     emulator_log = home / "emulator.log"
     argv = [str(BIN / "narrate"), "emulator", "--port", "0", "--api-key", KEY, "--rpm", "0", "--concurrency", "0"]
     argv += ["--latency-ms", str(LATENCY_MS)]
-    # Both start at once: the emulator boots while the Prefect server does.
-    with started(argv, prefect_env(home), emulator_log), prefect_server(home) as api_url:
+    with started(argv, prefect_env(home), emulator_log):
 
         def listening() -> str | None:
             found = re.search(r"listening on (http://\S+)", emulator_log.read_text(errors="replace"))
             return found.group(1) if found else None
 
         url = wait_for(listening, timeout=60, what="the emulator", interval=0.1)
-        client_home = tmp_path_factory.mktemp("client-home")
-        yield Servers(url, prefect_env(client_home, api_url, ASYNCAI_API_KEY=KEY))
+        yield Servers(url, prefect_env(home, str(PREFECT_API_URL.value()), ASYNCAI_API_KEY=KEY))
 
 
 @dataclass

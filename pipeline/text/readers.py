@@ -38,6 +38,10 @@ _CHAPTER_LINE = re.compile(
     rf"{_TITLE_TAIL}[.:]?",
     re.IGNORECASE,
 )
+# Control characters (a terminal's bell or colour codes pasted into a manuscript) are neither
+# speech nor subtitle text. Each becomes a space, so every offset into the file stays valid.
+# Tab, line feed, vertical tab, form feed and carriage return are whitespace and stay.
+_CONTROL_CHARS = re.compile(r"[\x01-\x08\x0e-\x1f\x7f-\x9f]")
 _SCENE_BREAK_LINE = re.compile(r"(?:[*#~•⁂]\s*)+|(?:[-_=]\s*){3,}")
 _UNDERLINE = re.compile(r"[=\-*_~]{3,}")
 
@@ -139,6 +143,7 @@ def decode_manuscript(path: Path, data: bytes, encoding: str) -> str:
     text = text.removeprefix("\ufeff")
     if wide and "\x00" in text:
         raise InputError(f"{path}: contains NUL characters; a binary file, not text")
+    text = _CONTROL_CHARS.sub(" ", text)
     if not text.strip():
         raise InputError(f"{path}: is empty" if not text else f"{path}: contains only whitespace")
     return text
