@@ -146,7 +146,7 @@ def test_block_boundaries_do_not_change_any_measurement(cuts: list[int], seed: i
         analyzer.add(x[lo:hi])
     split = analyzer.result()
     assert split.integrated_lufs == pytest.approx(whole.integrated_lufs, abs=1e-9)
-    assert split.true_peak_db == pytest.approx(whole.true_peak_db, abs=1e-6)
+    assert split.true_peak_db == pytest.approx(whole.true_peak_db, abs=1e-4)  # FFT or direct: float32
     assert split.rms_db == pytest.approx(whole.rms_db, abs=1e-9)
     assert split.noise_floor_db == pytest.approx(whole.noise_floor_db, abs=1e-9)
     assert split.head_rms_db == pytest.approx(whole.head_rms_db, abs=1e-9)
