@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.align.alignment import alignment_document, alignment_schema, write_json_atomic
+from pipeline.align.alignment import alignment_document, alignment_schema
 from pipeline.errors import OutputError
+from pipeline.fsutil import write_json_atomic
 from pipeline.models import ChapterTimeline, TimedWord, Word
 
 SOURCE = "Chapter One\n\nIt was late. The café had closed.\n"

@@ -26,13 +26,10 @@ indexes into the chapter's ``words`` (inclusive).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import OutputError
 from pipeline.models import ChapterTimeline, Document, TimedWord
 
 SCHEMA_PATH = Path(__file__).with_name("alignment.schema.json")
@@ -149,42 +146,3 @@ def _sentences(words: Sequence[TimedWord], offset_ms: int, span: FileSpan) -> li
         )
         first = k
     return out
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write ``data`` as UTF-8 JSON (``ensure_ascii=False``, ``indent=1``), atomically."""
-    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 ``text`` so that ``path`` holds either its old content or the complete new
-    one, never half a file: a temporary file in the same folder, flushed to disk, then renamed
-    over ``path``. Missing parent folders are created; failures raise OutputError."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            # mkstemp makes the file private (0600); an output file should read like any other.
-            os.fchmod(fh.fileno(), _mode_for(path))
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _mode_for(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        return 0o644

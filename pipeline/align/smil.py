@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from xml.sax.saxutils import escape, quoteattr
 
-from pipeline.align.alignment import write_text_atomic
 from pipeline.errors import OutputError
+from pipeline.fsutil import write_text_atomic
 from pipeline.models import Chapter, ChapterTimeline, TimedWord
 
 FOLDER = "media-overlays"
