@@ -55,7 +55,10 @@ def test_normalization_and_lexicon_change_speech_not_subtitles(tmp_path: Path) -
 
 def test_chapter_selection_by_index_and_title(tmp_path: Path) -> None:
     book = prepare_book(load_job(write_job(tmp_path, input={"chapters": [3, "(?i)light on the water"]})))
-    assert [c.title for c in book.chapters] == ["Chapter Two: A Light on the Water", "Chapter Three: What the Light Is For"]
+    assert [c.title for c in book.chapters] == [
+        "Chapter Two: A Light on the Water",
+        "Chapter Three: What the Light Is For",
+    ]
     assert {c.chapter for c in book.chunks} == {0, 1}
     with pytest.raises(ConfigError, match="nothing-like-this"):
         prepare_book(load_job(write_job(tmp_path, name="x", input={"chapters": ["nothing-like-this"]})))
