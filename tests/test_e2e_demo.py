@@ -158,3 +158,16 @@ def test_rerun_uses_the_cache(demo: dict[str, Any]) -> None:
     assert report["chunks_synthesized"] == 0
     assert report["chunks_from_cache"] == report["chunks_total"]
     assert _book(demo, "wav").read_bytes() == before  # same audio, sample for sample
+
+
+def test_preview_renders_the_opening_of_each_chapter(demo: dict[str, Any]) -> None:
+    state = run_flow(demo["job"], preview_seconds=6)
+    assert state.is_completed(), state.message
+    preview = demo["out"] / "preview"
+    full = sorted((demo["out"] / "chapters").glob("*.wav"))
+    short = sorted((preview / "chapters").glob("*.wav"))
+    assert [p.name for p in short] == [p.name for p in full]
+    for a, b in zip(full, short, strict=True):
+        assert 5 < sf.info(str(b)).duration < sf.info(str(a)).duration / 2
+    report = json.loads((preview / "report.json").read_text())
+    assert report["chunks_synthesized"] == 0  # the opening chunks are already in the cache
