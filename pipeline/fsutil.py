@@ -75,7 +75,15 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, data: object) -> None:
-    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    # json.dump streams the encoder's pieces to the file: a book's alignment.json never exists
+    # as one string in memory (at 100,000 words that string and its bytes were ~220 MB).
+    with atomic_path(path) as tmp:
+        try:
+            with tmp.open("w", encoding="utf-8", newline="\n") as f:
+                json.dump(data, f, ensure_ascii=False, indent=1)
+                f.write("\n")
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def check_writable_folder(folder: Path, setting: str) -> None:

@@ -106,7 +106,9 @@ async def synthesize_all(
             raise EngineError(
                 f"chunk {chunk.id}: engine returned {len(audio.timings)} word timings for {len(chunk.words)} words"
             )
-        cache.put(key, audio, exact_timings=need_timings)
+        # In a thread: the write (with its fsync) would otherwise hold the event loop, and with
+        # it the start of the next request, for a few milliseconds per chunk.
+        await asyncio.to_thread(cache.put, key, audio, exact_timings=need_timings)
         for n, i in enumerate(indices):
             # Repeats of the same spoken text were never requested: count them as cached.
             results[i] = SynthesizedChunk(

@@ -195,7 +195,11 @@ class AsyncFlowEngine:
         async def once() -> ChunkAudio:
             response = await self._send("POST", path, context=context, json=body)
             self.stats.characters_sent += len(transcript)
-            return self._read_speech(response, words, context=context, need_timings=need_timings)
+            # Decoding and word mapping take milliseconds of CPU: off the event loop, so other
+            # chunks' requests start meanwhile instead of waiting behind it.
+            return await asyncio.to_thread(
+                self._read_speech, response, words, context=context, need_timings=need_timings
+            )
 
         return await self._with_retries(once)
 
