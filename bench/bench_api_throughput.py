@@ -210,7 +210,8 @@ def report(results: Sequence[Result], mode: str) -> str:
         "alignment.json and assembles the chapters but masters no audio file (see the post-processing "
         "benchmark)."
     )
-    why = "" if mode != "default" else "\n\n" + (__doc__ or "").split("Why these limits: ", 1)[1].strip()
+    limits_note = (__doc__ or "").split("Why these limits: ", 1)[1].strip()
+    why = f"\n\nWhy these limits: {limits_note}" if mode == "default" else ""
     return f"{setup}\n\n{markdown_table(HEADERS, rows)}\n\n{explain}\n\n" + "\n".join(notes) + why
 
 

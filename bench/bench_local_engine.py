@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -70,7 +71,9 @@ async def _speak_all(manuscript: Path, processes: int) -> dict[str, Any]:
     await asyncio.gather(*(worker() for _ in range(2 * processes)))
     synth_s = time.perf_counter() - started
     await engine.aclose()
+    own = resource.getrusage(resource.RUSAGE_SELF)
     return {
+        "parent_cpu_s": own.ru_utime + own.ru_stime,  # this process only: not the pool's workers
         "chunks": len(chunks),
         "words": sum(len(c.words) for c in chunks),
         "audio_s": samples / SAMPLE_RATE,
@@ -145,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = (
         f"{markdown_table(HEADERS, rows)}\n\n"
         f"The pool speaks {speedup:.2f}x as many words a second as one process on {processes} cores. "
+        f"Of its {pool[1].cpu_s:.1f} s of CPU, {pool[0]['parent_cpu_s']:.1f} s were spent by the process that "
+        f"hands out the chunks and receives the audio (reading the manuscript, unpickling "
+        f"{pool[0]['audio_s'] * SAMPLE_RATE * 2 / 1e9:.1f} GB of samples from the workers), on the same cores "
+        f"as the workers. "
         f"Real-time factor is synthesis time over speech duration (lower is faster); words are the "
         f"manuscript's words as chunked with max_chars {MAX_CHARS}; {SAMPLE_RATE} Hz output; the synthesis "
         f"time excludes reading the manuscript (pool run: {pool[0]['prepare_s']:.1f} s) and starting processes."

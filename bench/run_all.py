@@ -54,7 +54,7 @@ def plan(mode: str, results: Path, mastering_hours: float | None = None) -> list
         return [sys.executable, "-m", f"bench.{name}", *args]
 
     sized = ["--quick"] if mode == "quick" else []
-    into = ["--results", str(results)]
+    into = [] if results == RESULTS_PATH else ["--results", str(results)]
     api = ["--full"] if mode == "full" else sized
     # bench_mastering has its own options: a length, and printing without appending.
     hours = MASTERING_HOURS[mode] if mastering_hours is None else mastering_hours
