@@ -162,6 +162,8 @@ def run_narrate(prepared: PreparedCase, emulator: HostedEmulator) -> ClientRun:
         narrate_command("run", str(prepared.job), "--quiet"), env=narrate_env({KEY_ENV: NARRATE_KEY})
     ).check(f"narrate run {prepared.job.name}")
     report = json.loads((prepared.folder / "out" / "report.json").read_text(encoding="utf-8"))
+    for done in ("cache", "out"):  # hours of audio: gigabytes nobody will look at
+        shutil.rmtree(prepared.folder / done, ignore_errors=True)
     return ClientRun("narrate", process, emulator.clock.summary(NARRATE_KEY), report)
 
 

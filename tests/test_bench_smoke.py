@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 
 from bench import baseline_asyncio, run_all
 from bench.api_runs import BASELINE_KEY, KEY_ENV, ApiCase, theoretical_rpm
+from bench.bench_scaling import SizeRun, judge
 from bench.common import (
     RESULTS_HEADER,
     ROOT,
+    ProcessMeasure,
     append_results,
     machine_details,
     markdown_table,
@@ -211,8 +213,27 @@ def test_local_engine_quick_through_run_all(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_scaling_quick(tmp_path: Path) -> None:
     text = _quick("bench_scaling", tmp_path / "R.md")
-    assert re.search(r"\| 200 \| \d+ \| [\d.]+ \| [\d.]+ \|", text) and re.search(r"\| 600 \| \d+ \|", text)
-    assert "- memory: peak RSS of narrate's process" in text
+    row = re.search(r"\| 300 \| (\d+) \| ([\d.]+) \| ([\d.]+) \|", text)
+    assert row is not None and int(row.group(1)) >= 2 and float(row.group(3)) > 0
+    assert "- one size only: no growth to judge" in text
+
+
+def _size(words: int, wall_s: float, peak_mb: float) -> SizeRun:
+    process = ProcessMeasure(0, 0.0, wall_s, wall_s, peak_mb, peak_mb + 100, "", "")
+    return SizeRun(words, {"audio_seconds": words * 0.35, "chunks_total": words // 40}, process)
+
+
+def test_scaling_judges_linear_time_and_flat_memory() -> None:
+    linear_flat = judge([_size(1000, 10, 300), _size(10_000, 19, 310), _size(100_000, 109, 320)])
+    assert "- from 1,000 to 10,000 words: 1.00 s per 1,000 more words" in linear_flat
+    assert any(line.startswith("- time: the last step costs 1.00x") and line.endswith(": met") for line in linear_flat)
+    assert linear_flat[-1].endswith("(1.07x; flat if <= 1.5x): met")
+    # Time per word doubling and memory growing with the book are both called out, with a reason.
+    growing = judge([_size(1000, 10, 300), _size(10_000, 19, 400), _size(100_000, 199, 900)])
+    assert any("costs 2.00x per word" in line and line.endswith("MISSED") for line in growing)
+    assert any(line.startswith("- memory:") and line.endswith("MISSED") for line in growing)
+    assert growing[-1].startswith("  - why")
+    assert judge([_size(1000, 10, 300)]) == ["- one size only: no growth to judge"]
 
 
 def test_run_all_plans_every_script_and_refuses_unknown_steps(tmp_path: Path) -> None:
