@@ -125,20 +125,30 @@ class Api:
         self.url = url
         self.http = httpx.Client(base_url=url, timeout=30)
 
-    def deployment(self, name: str) -> dict[str, Any]:
-        response = self.http.get(f"/deployments/name/{name}")
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # A loaded machine makes the server's SQLite database briefly busy, which it answers
+        # with 503: that is the server asking us to come back, not a failure of what we test.
+        for _ in range(20):
+            response = self.http.request(method, path, **kwargs)
+            if response.status_code != 503:
+                break
+            time.sleep(1)
         response.raise_for_status()
+        return response
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        response = self._request("GET", f"/deployments/name/{name}")
         return dict(response.json())
 
     def run_deployment(self, name: str, parameters: dict[str, Any] | None = None) -> str:
         dep = self.deployment(name)
-        response = self.http.post(f"/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters or {}})
-        response.raise_for_status()
+        response = self._request(
+            "POST", f"/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters or {}}
+        )
         return str(response.json()["id"])
 
     def flow_run(self, run_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/flow_runs/{run_id}")
-        response.raise_for_status()
+        response = self._request("GET", f"/flow_runs/{run_id}")
         return dict(response.json())
 
     def finished(self, run_id: str) -> dict[str, Any] | None:
@@ -148,21 +158,20 @@ class Api:
 
     def flow_runs(self, deployment_id: str) -> list[dict[str, Any]]:
         body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
-        response = self.http.post("/flow_runs/filter", json=body)
-        response.raise_for_status()
+        response = self._request("POST", "/flow_runs/filter", json=body)
         return list(response.json())
 
     def task_span(self, flow_run_id: str, name: str) -> tuple[float, float]:
         """(start, end) of the flow run's task called ``name``, as POSIX times."""
         body = {"flow_runs": {"id": {"any_": [flow_run_id]}}}
-        response = self.http.post("/task_runs/filter", json=body)
-        response.raise_for_status()
+        response = self._request("POST", "/task_runs/filter", json=body)
         [task] = [t for t in response.json() if t["name"].split("-")[0] == name]
         return _posix(task["start_time"]), _posix(task["end_time"])
 
     def artifacts(self, flow_run_id: str) -> list[dict[str, Any]]:
-        response = self.http.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
-        response.raise_for_status()
+        response = self._request(
+            "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+        )
         return list(response.json())
 
     def concurrency_limit(self, name: str) -> dict[str, Any] | None:
