@@ -25,7 +25,6 @@ minutes rather than 34).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,13 +42,11 @@ from bench.api_runs import (
 )
 from bench.common import (
     WORK_DIR,
-    append_results,
     cli_exit,
     machine_details,
     markdown_table,
     pct,
-    reproduce_command,
-    results_path,
+    publish,
     verdict,
 )
 from bench.emulated import hosted_emulator
@@ -226,13 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_details()
     results = run_cases(cases(mode), WORK_DIR / "api")
     body = report(results, mode)
-    print(body)
-    append_results(
+    publish(
         f"API throughput efficiency ({mode})",
-        command=reproduce_command("bench.bench_api_throughput", list(argv if argv is not None else sys.argv[1:])),
+        module="bench.bench_api_throughput",
+        argv=argv,
         body=body,
         machine=machine,
-        results=results_path(args.results, quick=args.quick),
+        results=args.results,
+        quick=args.quick,
     )
     return 0
 

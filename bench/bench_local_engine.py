@@ -28,13 +28,11 @@ from bench.common import (
     MANUSCRIPTS_DIR,
     ROOT,
     ProcessMeasure,
-    append_results,
     cli_exit,
     machine_details,
     markdown_table,
     narrate_env,
-    reproduce_command,
-    results_path,
+    publish,
     run_measured,
 )
 from bench.manuscripts import book_chunks, words_manuscript
@@ -156,13 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"manuscript's words as chunked with max_chars {MAX_CHARS}; {SAMPLE_RATE} Hz output; the synthesis "
         f"time excludes reading the manuscript (pool run: {pool[0]['prepare_s']:.1f} s) and starting processes."
     )
-    print(body)
-    append_results(
+    publish(
         f"Local engine ({'quick' if args.quick else f'{words:,} words'})",
-        command=reproduce_command("bench.bench_local_engine", list(argv if argv is not None else sys.argv[1:])),
+        module="bench.bench_local_engine",
+        argv=argv,
         body=body,
         machine=machine,
-        results=results_path(args.results, quick=args.quick),
+        results=args.results,
+        quick=args.quick,
     )
     return 0
 

@@ -13,19 +13,16 @@ alignment and the report.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.api_runs import ApiCase, ClientRun, PreparedCase, prepare_case, run_both
 from bench.common import (
     WORK_DIR,
-    append_results,
     cli_exit,
     machine_details,
     markdown_table,
-    reproduce_command,
-    results_path,
+    publish,
 )
 from bench.emulated import hosted_emulator
 from pipeline.emulator.settings import EmulatorSettings
@@ -141,13 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_details()
     results = run_cases(cases(mode), WORK_DIR / "overhead")
     body = report(results)
-    print(body)
-    append_results(
+    publish(
         f"Orchestration overhead ({mode})",
-        command=reproduce_command("bench.bench_overhead", list(argv if argv is not None else sys.argv[1:])),
+        module="bench.bench_overhead",
+        argv=argv,
         body=body,
         machine=machine,
-        results=results_path(args.results, quick=args.quick),
+        results=args.results,
+        quick=args.quick,
     )
     return 0
 

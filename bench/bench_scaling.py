@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -31,14 +30,12 @@ from bench.common import (
     MANUSCRIPTS_DIR,
     WORK_DIR,
     ProcessMeasure,
-    append_results,
     cli_exit,
     machine_details,
     markdown_table,
     narrate_command,
     narrate_env,
-    reproduce_command,
-    results_path,
+    publish,
     run_measured,
     verdict,
     write_job,
@@ -171,13 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(CPU includes the children it waited for: Prefect's server, engine processes).\n\n"
         f"{markdown_table(HEADERS, [_row(r) for r in runs])}\n\n" + "\n".join(judge(runs))
     )
-    print(body)
-    append_results(
+    publish(
         f"Scaling ({'quick' if args.quick else args.outputs + ' outputs'})",
-        command=reproduce_command("bench.bench_scaling", list(argv if argv is not None else sys.argv[1:])),
+        module="bench.bench_scaling",
+        argv=argv,
         body=body,
         machine=machine,
-        results=results_path(args.results, quick=args.quick),
+        results=args.results,
+        quick=args.quick,
     )
     return 0
 

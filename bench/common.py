@@ -146,6 +146,27 @@ def append_results(
         f.write(section)
 
 
+def publish(
+    title: str,
+    *,
+    module: str,
+    argv: Sequence[str] | None,
+    body: str,
+    machine: Mapping[str, str],
+    results: Path | None,
+    quick: bool,
+) -> None:
+    """Print a benchmark's figures and append them, with how to rerun it, to the results file."""
+    print(body)
+    append_results(
+        title,
+        command=reproduce_command(module, list(argv if argv is not None else sys.argv[1:])),
+        body=body,
+        machine=machine,
+        results=results_path(results, quick=quick),
+    )
+
+
 def pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 

@@ -21,7 +21,7 @@ LOCK_NAME = ".narrate.lock"
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-z_]{8,12}\.tmp(\.[A-Za-z0-9]{1,5})?$")
 
 
-def _new_temp_beside(path: Path) -> Path:
+def new_temp_beside(path: Path) -> Path:
     """An empty new file next to ``path`` that keeps its suffix (soundfile and ffmpeg infer the
     format from it). Mode 0o666 so the umask decides, as for any file written in place
     (mkstemp would make every output private)."""
@@ -51,7 +51,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     and the temporary file is removed. Filesystem failures raise OutputError naming ``path``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _new_temp_beside(path)
+        tmp = new_temp_beside(path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.errors import OutputError
+from pipeline.fsutil import new_temp_beside
 
 # A RIFF/WAV header stores sizes in 32 bits; past about 4 GiB of samples the file must be RF64
 # (which soundfile/libsndfile reads back transparently). Leave room for the header chunks.
@@ -60,20 +60,6 @@ class BlockWriter:
             remaining -= step
 
 
-def _create_temp_beside(out_path: Path) -> Path:
-    """An empty, new file next to ``out_path``. Created with mode 0o666 so the umask decides the
-    final permissions, exactly as for a file written in place (mkstemp would force 0o600)."""
-    for _ in range(100):
-        candidate = out_path.with_name(f".{out_path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return candidate
-    raise OutputError(f"{out_path}: cannot create a temporary file beside it")
-
-
 def _fsync_path(path: Path, *, directory: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
@@ -96,7 +82,7 @@ def atomic_wav_writer(
     out_path = Path(out_path)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = _create_temp_beside(out_path)
+        tmp_path = new_temp_beside(out_path)
     except OSError as exc:
         raise OutputError(f"{out_path}: cannot write here ({exc.strerror or exc})") from exc
     sound_file: sf.SoundFile | None = None
