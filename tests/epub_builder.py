@@ -75,31 +75,21 @@ def write_epub(
     creators: Sequence[tuple[str, str | None]] = (("Ada Writer", "aut"),),
     language: str | None = "en",
     encryption: str | None = None,
+    ops_prefix: str = "epub",
 ) -> Path:
-    """Write an EPUB (3.0 when ``nav`` is given, else 2.0 with ``ncx``) to ``path``."""
+    """Write an EPUB (3.0 when ``nav`` is given, else 2.0 with ``ncx``) to ``path``.
+    ``ops_prefix``: the prefix the content documents declare for the OPS namespace (any prefix
+    is valid XML; ``epub`` is only the convention)."""
     version = "3.0" if nav is not None else "2.0"
     files: dict[str, str] = {d.href: xhtml(d.body, body_type=d.body_type) for d in docs}
-    manifest = [
-        f'<item id="i{n}" href="{d.href}" media-type="application/xhtml+xml"/>'
-        for n, d in enumerate(docs)
-    ]
+    manifest = [f'<item id="i{n}" href="{d.href}" media-type="application/xhtml+xml"/>' for n, d in enumerate(docs)]
     not_linear = ' linear="no"'
-    spine = [
-        f'<itemref idref="i{n}"{"" if d.linear else not_linear}/>'
-        for n, d in enumerate(docs)
-        if d.in_spine
-    ]
+    spine = [f'<itemref idref="i{n}"{"" if d.linear else not_linear}/>' for n, d in enumerate(docs) if d.in_spine]
     if nav is not None:
-        marks = "".join(
-            f'<li><a epub:type="{kind}" href="{href}">{kind}</a></li>' for kind, href in landmarks
-        )
+        marks = "".join(f'<li><a epub:type="{kind}" href="{href}">{kind}</a></li>' for kind, href in landmarks)
         landmark_nav = f'<nav epub:type="landmarks"><ol>{marks}</ol></nav>' if landmarks else ""
-        files["nav.xhtml"] = xhtml(
-            f'<nav epub:type="toc"><h1>Contents</h1>{_nav_list(nav)}</nav>{landmark_nav}'
-        )
-        manifest.append(
-            '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
-        )
+        files["nav.xhtml"] = xhtml(f'<nav epub:type="toc"><h1>Contents</h1>{_nav_list(nav)}</nav>{landmark_nav}')
+        manifest.append('<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>')
         if nav_in_spine:
             spine.insert(0, '<itemref idref="nav"/>')
     if ncx is not None:
@@ -128,6 +118,12 @@ def write_epub(
         f"<spine{spine_toc}>{''.join(spine)}</spine>"
         f"{f'<guide>{guide_xml}</guide>' if guide else ''}</package>"
     )
+    if ops_prefix != "epub":
+        for name, text in list(files.items()):
+            if name.endswith(".xhtml"):
+                files[name] = text.replace("xmlns:epub=", f"xmlns:{ops_prefix}=").replace(
+                    "epub:type=", f"{ops_prefix}:type="
+                )
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
         archive.writestr(

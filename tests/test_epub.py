@@ -53,9 +53,13 @@ def p(text: str) -> str:
 # --- navigation and titles ----------------------------------------------------------------
 
 
-def test_nested_navigation_titles_each_chapter_and_a_part_page_is_no_chapter(
-    tmp_path: Path,
-) -> None:
+# Namespaced attributes are matched by namespace URI: a book that declares the OPS namespace
+# under another prefix than the conventional ``epub`` reads the same.
+PREFIXES = pytest.mark.parametrize("prefix", ["epub", "ops"])
+
+
+@PREFIXES
+def test_nested_navigation_titles_each_chapter_and_a_part_page_is_no_chapter(tmp_path: Path, prefix: str) -> None:
     book = write_epub(
         tmp_path / "nested.epub",
         [
@@ -73,6 +77,7 @@ def test_nested_navigation_titles_each_chapter_and_a_part_page_is_no_chapter(
             ),
             Nav("Part Two", "part2.xhtml", [Nav("Chapter Three", "c3.xhtml")]),
         ],
+        ops_prefix=prefix,
     )
     doc = read(book)
     assert titles(doc) == ["Chapter One", "Chapter Two", "Part Two", "Chapter Three"]
@@ -213,7 +218,7 @@ def test_duplicate_and_empty_spine_items_give_no_chapters(tmp_path: Path) -> Non
 # --- what is not read ---------------------------------------------------------------------
 
 
-def _front_matter_book(tmp_path: Path) -> Path:
+def _front_matter_book(tmp_path: Path, prefix: str = "epub") -> Path:
     return write_epub(
         tmp_path / "front.epub",
         [
@@ -235,11 +240,13 @@ def _front_matter_book(tmp_path: Path) -> Path:
         ],
         nav_in_spine=True,
         landmarks=[("index", "land.xhtml")],
+        ops_prefix=prefix,
     )
 
 
-def test_front_and_back_matter_are_skipped_by_their_semantics(tmp_path: Path) -> None:
-    doc = read(_front_matter_book(tmp_path))
+@PREFIXES
+def test_front_and_back_matter_are_skipped_by_their_semantics(tmp_path: Path, prefix: str) -> None:
+    doc = read(_front_matter_book(tmp_path, prefix))
     assert titles(doc) == ["Dedication", "One"]  # a dedication is part of the book
     for unread in ("The Book", "Copyright", "Garamond", "Thanks", "Contents"):
         assert unread not in doc.text
@@ -259,7 +266,8 @@ def test_front_matter_can_be_kept(tmp_path: Path) -> None:
     assert "Copyright 2024." in doc.text and "Set in Garamond." in doc.text
 
 
-def test_footnotes_markers_and_page_numbers_are_not_spoken(tmp_path: Path) -> None:
+@PREFIXES
+def test_footnotes_markers_and_page_numbers_are_not_spoken(tmp_path: Path, prefix: str) -> None:
     text = (
         "<h1>One</h1>"
         + p(
@@ -285,6 +293,7 @@ def test_footnotes_markers_and_page_numbers_are_not_spoken(tmp_path: Path) -> No
             Doc("aux.xhtml", p("An answer key."), linear=False),
         ],
         nav=[Nav("One", "c1.xhtml"), Nav("Notes", "notes.xhtml"), Nav("Two", "c2.xhtml")],
+        ops_prefix=prefix,
     )
     doc = read(book)
     assert titles(doc) == ["One", "Two"]
@@ -296,10 +305,7 @@ def test_footnotes_markers_and_page_numbers_are_not_spoken(tmp_path: Path) -> No
 
 
 def test_gutenberg_style_contents_page_is_recognised_by_its_links(tmp_path: Path) -> None:
-    links = "".join(
-        f'<p><a href="c{i}.xhtml">Chapter the {i}th, in which things happen</a></p>'
-        for i in range(1, 4)
-    )
+    links = "".join(f'<p><a href="c{i}.xhtml">Chapter the {i}th, in which things happen</a></p>' for i in range(1, 4))
     book = write_epub(
         tmp_path / "links.epub",
         [
@@ -331,8 +337,7 @@ def test_text_is_paragraphs_separated_by_blank_lines(tmp_path: Path) -> None:
     )
     doc = read(book)
     assert doc.text == (
-        "CHAPTER I.\nThe Start\n\nOne line with spaces.\n\nAfter the break.\n\n"
-        "Line one\nline two\n\nstanza two"
+        "CHAPTER I.\nThe Start\n\nOne line with spaces.\n\nAfter the break.\n\nLine one\nline two\n\nstanza two"
     )
     chapter = doc.chapters[0]
     assert chapter.heading is not None and chapter.heading.text == "CHAPTER I. The Start"
@@ -346,6 +351,31 @@ def test_content_that_is_not_well_formed_xml_is_still_read(tmp_path: Path) -> No
         nav=[Nav("One", "c.xhtml")],
     )
     assert read(book).text == "One\n\nCafé society\n\nSecond paragraph"
+
+
+def test_semantics_are_read_in_markup_that_is_not_well_formed_xml(tmp_path: Path) -> None:
+    """The HTML parser keeps ``prefix:type`` as written; the prefix is resolved through the
+    file's own declaration (``ops`` here), and an undeclared ``epub`` is the OPS namespace."""
+    declared = (
+        '<?xml version="1.0"?><html xmlns:ops="http://www.idpf.org/2007/ops"><body>'
+        '<section ops:type="copyright-page"><p>Copyright&nbsp;2024.</p></section>'
+        "<h1>One</h1><p>Story&nbsp;time<p>Next</body></html>"
+    )
+    undeclared = (
+        '<html><body><h1>Two</h1><p>More&nbsp;story.<aside epub:type="footnote"><p>A note.</p></aside></body></html>'
+    )
+    book = tmp_path / "loose.epub"
+    write_epub(book, [Doc("a.xhtml", ""), Doc("b.xhtml", "")], nav=[Nav("One", "a.xhtml"), Nav("Two", "b.xhtml")])
+    with zipfile.ZipFile(book) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    files["OEBPS/a.xhtml"], files["OEBPS/b.xhtml"] = declared.encode(), undeclared.encode()
+    with zipfile.ZipFile(book, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    doc = read(book)
+    assert titles(doc) == ["One", "Two"]
+    assert "Copyright" not in doc.text and "A note" not in doc.text
+    assert doc.text == "One\n\nStory time\n\nNext\n\nTwo\n\nMore story."
 
 
 def test_pause_markup_survives_as_text_for_the_spoken_form(tmp_path: Path) -> None:
@@ -380,14 +410,10 @@ def test_metadata_fills_the_document(tmp_path: Path) -> None:
     )
 
 
-_LETTERS = st.characters(
-    codec="utf-8", exclude_categories=("Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp")
-)
+_LETTERS = st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp"))
 _WORDS = st.text(_LETTERS, min_size=1, max_size=10)
 # A paragraph made only of "* * *"-style marks is a scene break, not words.
-_PARAGRAPH = st.lists(_WORDS, min_size=1, max_size=8).filter(
-    lambda words: not set("".join(words)) <= set("*#~•⁂·.—-")
-)
+_PARAGRAPH = st.lists(_WORDS, min_size=1, max_size=8).filter(lambda words: not set("".join(words)) <= set("*#~•⁂·.—-"))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -395,9 +421,7 @@ _PARAGRAPH = st.lists(_WORDS, min_size=1, max_size=8).filter(
 def test_every_written_word_comes_out_in_order(paragraphs: list[list[str]]) -> None:
     html = "<h1>T</h1>" + "".join(p(escape(" ".join(words))) for words in paragraphs)
     with tempfile.TemporaryDirectory() as folder:
-        book = write_epub(
-            Path(folder) / "h.epub", [Doc("c.xhtml", html)], nav=[Nav("T", "c.xhtml")]
-        )
+        book = write_epub(Path(folder) / "h.epub", [Doc("c.xhtml", html)], nav=[Nav("T", "c.xhtml")])
         doc = read(book)
     expected = [w for words in paragraphs for w in " ".join(words).split()]
     assert [w.text for w in doc.chapters[0].words] == expected
@@ -415,9 +439,7 @@ def test_not_an_epub_is_one_clear_error(tmp_path: Path) -> None:
     bare = tmp_path / "bare.epub"
     with zipfile.ZipFile(bare, "w") as archive:
         archive.writestr("hello.txt", "hi")
-    with pytest.raises(
-        InputError, match=r"^bare\.epub: not an EPUB \(no META-INF/container\.xml\)"
-    ):
+    with pytest.raises(InputError, match=r"^bare\.epub: not an EPUB \(no META-INF/container\.xml\)"):
         read_epub(bare, display_name="bare.epub")
 
 
@@ -457,9 +479,7 @@ def test_drm_is_refused_but_font_obfuscation_is_fine(tmp_path: Path) -> None:
 
 
 def test_a_book_with_nothing_to_read_says_so(tmp_path: Path) -> None:
-    book = write_epub(
-        tmp_path / "cover.epub", [Doc("c.xhtml", "<img src='x.png'/>", body_type="cover")], nav=[]
-    )
+    book = write_epub(tmp_path / "cover.epub", [Doc("c.xhtml", "<img src='x.png'/>", body_type="cover")], nav=[])
     with pytest.raises(InputError, match=r"^cover\.epub: no chapter with text to read"):
         read_epub(book, display_name="cover.epub")
 
@@ -508,6 +528,53 @@ def test_the_sample_book_is_what_its_script_builds(tmp_path: Path) -> None:
     assert rebuilt.read_bytes() == SAMPLE.read_bytes(), "run data/make_sample_epub.py again"
 
 
+def test_a_book_laid_out_like_project_gutenbergs(tmp_path: Path) -> None:
+    """What the corpus tests check on the real Gutenberg books, on a book of our own laid out
+    the same way: licence header and footer in ``pg-boilerplate`` sections (the footer also
+    in the navigation), a contents page of links, two-line chapter headings, a last "THE END"."""
+    header = (
+        '<section class="pg-boilerplate pgheader" id="pg-header">'
+        + p("The Project Gutenberg eBook of A Small Test, by Ada Writer.")
+        + p("This ebook is for the use of anyone anywhere at no cost.")
+        + "</section>"
+    )
+    contents = "<h2>Contents</h2>" + "".join(
+        f'<p><a href="c{i}.xhtml">CHAPTER {r}. The {name}</a></p>'
+        for i, r, name in ((1, "I", "Start"), (2, "II", "End"))
+    )
+    footer = (
+        '<section class="pg-boilerplate pgfooter" id="pg-footer">'
+        '<h2 id="licence">THE FULL PROJECT GUTENBERG LICENSE</h2>'
+        + p("To protect the Project Gutenberg mission of promoting free distribution...")
+        + "</section>"
+    )
+    book = write_epub(
+        tmp_path / "pg.epub",
+        [
+            Doc("header.xhtml", header + contents),
+            Doc("c1.xhtml", "<h2>CHAPTER I.<br/>The Start</h2>" + p("It began on a Tuesday.")),
+            Doc("c2.xhtml", "<h2>CHAPTER II.<br/>The End</h2>" + p("It ended on a Friday.") + p("THE END")),
+            Doc("footer.xhtml", footer),
+        ],
+        nav=[
+            Nav("CHAPTER I. The Start", "c1.xhtml"),
+            Nav("CHAPTER II. The End", "c2.xhtml"),
+            Nav("THE FULL PROJECT GUTENBERG LICENSE", "footer.xhtml#licence"),
+        ],
+    )
+    doc = read(book)
+    assert titles(doc) == ["CHAPTER I. The Start", "CHAPTER II. The End"]
+    assert doc.chapters[0].heading is not None
+    assert doc.chapters[0].heading.text == "CHAPTER I. The Start"
+    assert doc.text.startswith("CHAPTER I.\nThe Start\n\nIt began on a Tuesday.")
+    assert doc.text.endswith("It ended on a Friday.\n\nTHE END")
+    assert "Gutenberg" not in doc.text and "Contents" not in doc.text
+    everything = read(book, keep_front_matter=True)
+    assert "THE FULL PROJECT GUTENBERG LICENSE" in titles(everything)
+    assert "Project Gutenberg mission" in everything.text
+
+
+@pytest.mark.corpus
 def test_alice_from_project_gutenberg() -> None:
     doc = read(CORPUS / "alice-gutenberg-pg11.epub")
     romans = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"]
@@ -527,6 +594,7 @@ def test_alice_from_project_gutenberg() -> None:
     assert "THE FULL PROJECT GUTENBERG LICENSE" in titles(everything)
 
 
+@pytest.mark.corpus
 def test_robinson_crusoe_from_project_gutenberg() -> None:
     doc = read(CORPUS / "robinson-crusoe-gutenberg-pg521.epub")
     assert len(doc.chapters) == 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.audio.limiter import TruePeakLimiter
@@ -85,6 +85,9 @@ def test_limited_speech_resampled_for_mp3_stays_near_the_ceiling() -> None:
     block=st.integers(min_value=1, max_value=20000),
     seed=st.integers(min_value=0, max_value=2**16),
 )
+# Found by Hypothesis: the first pass alone left the true peak 0.0015 dB over (uneven gain
+# within the interpolation filter's reach); the safety pass holds it.
+@example(ceiling=-9.0, boost=4.0, block=1, seed=246)
 def test_any_signal_any_ceiling_any_block_size(ceiling: float, boost: float, block: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     envelope = np.repeat(rng.uniform(0.0, 1.0, 12), SR // 8)  # loud and quiet stretches

@@ -18,11 +18,19 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, Comment, Declaration, Doctype, NavigableString, Tag
-from bs4.element import ProcessingInstruction
 from lxml import etree
 
 from pipeline.text.spoken_numbers import word_set
+from pipeline.text.xmltree import (
+    OPS_NS,
+    Markup,
+    descendants,
+    first_descendant,
+    is_element,
+    local_name,
+    parse_markup,
+    text_of,
+)
 
 FRONT_MATTER_TYPES = word_set(
     "cover titlepage halftitlepage title-page seriespage frontispiece toc landmarks page-list "
@@ -78,15 +86,14 @@ class ParsedFile:
     body_types: frozenset[str]  # the semantics of <html>/<body>
 
 
-def semantics(tag: Tag) -> frozenset[str]:
-    """The element's structural semantics: ``epub:type`` tokens and ``doc-*`` roles."""
+def semantics(markup: Markup, element: etree._Element) -> frozenset[str]:
+    """The element's structural semantics: ``epub:type`` tokens (matched by the OPS namespace,
+    whatever its prefix) and ``doc-*`` roles."""
     found: set[str] = set()
-    for name, value in tag.attrs.items():
-        if name == "role" or name == "epub:type" or name.endswith(":type"):
-            text = " ".join(value) if isinstance(value, list) else str(value)
-            for token in text.lower().split():
-                token = token.split(":")[-1]  # "z3998:poem" style prefixes
-                found.add(token.removeprefix("doc-") if name == "role" else token)
+    for token in (markup.attribute(element, OPS_NS, "type") or "").lower().split():
+        found.add(token.split(":")[-1])  # "z3998:poem" style vocabulary prefixes
+    for token in (element.get("role") or "").lower().split():
+        found.add(token.split(":")[-1].removeprefix("doc-"))
     if "pagelist" in found:
         found.add("page-list")
     return frozenset(found)
@@ -100,49 +107,34 @@ def parse_content(
     keep_front_matter: bool = False,
     keep_notes: bool = False,
 ) -> ParsedFile:
-    soup = parse_markup(content)
-    walker = _Walker(set(split_ids), set(watch_ids), keep_front_matter, keep_notes)
-    root = soup.find("body") or soup
-    types: set[str] = set()
-    for element in (soup.find("html"), root):
-        if isinstance(element, Tag):
-            types |= semantics(element)
-    if isinstance(root, Tag) and root is not soup:
-        walker.element(root)
-    else:
-        walker.walk(soup)
+    markup = parse_markup(content)
+    walker = _Walker(markup, set(split_ids), set(watch_ids), keep_front_matter, keep_notes)
+    html = markup.root
+    body = html if local_name(html) == "body" else first_descendant(html, ("body",))
+    types: set[str] = set(semantics(markup, html))
+    if body is not None:
+        types |= semantics(markup, body)
+    walker.element(body if body is not None else html)
     walker.flush()
     return ParsedFile(walker.segments, walker.id_segment, frozenset(types))
 
 
-def parse_markup(content: bytes) -> BeautifulSoup:
-    """XHTML must be well-formed XML; a file that is not (an HTML entity like ``&nbsp;``,
-    an unclosed tag) is read by the forgiving HTML parser instead of losing text."""
-    try:
-        etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError:
-        return BeautifulSoup(content, "lxml")
-    return BeautifulSoup(content, "lxml-xml")
+def _classes(element: etree._Element) -> list[str]:
+    return (element.get("class") or "").split()
 
 
-def _classes(tag: Tag) -> list[str]:
-    value = tag.get("class")
-    if value is None:
-        return []
-    return value.split() if isinstance(value, str) else [str(v) for v in value]
-
-
-def _internal_href(tag: Tag) -> str | None:
-    href = tag.get("href")
-    if not isinstance(href, str) or re.match(r"[a-z][a-z0-9+.-]*:", href, re.IGNORECASE):
+def _internal_href(element: etree._Element) -> str | None:
+    href = element.get("href")
+    if href is None or re.match(r"[a-z][a-z0-9+.-]*:", href, re.IGNORECASE):
         return None  # external (http:, mailto:) or absent
     return href
 
 
 class _Walker:
     def __init__(
-        self, split_ids: set[str], watch_ids: set[str], keep_front: bool, keep_notes: bool
+        self, markup: Markup, split_ids: set[str], watch_ids: set[str], keep_front: bool, keep_notes: bool
     ) -> None:
+        self.markup = markup
         self.split_ids, self.watch_ids = split_ids, watch_ids
         self.keep_front, self.keep_notes = keep_front, keep_notes
         self.segments = [Segment(None)]
@@ -153,21 +145,19 @@ class _Walker:
         self.scene_break = False
         self.open_types: list[frozenset[str]] = []
 
-    def walk(self, node: Tag | BeautifulSoup) -> None:
-        for child in node.children:
-            if isinstance(child, Tag):
+    def walk(self, node: etree._Element) -> None:
+        if node.text:
+            self.text(node.text)
+        for child in node:
+            if is_element(child):
                 self.element(child)
-            elif isinstance(child, NavigableString) and not isinstance(
-                child, Comment | Declaration | Doctype | ProcessingInstruction
-            ):
-                self.text(str(child))
+            if child.tail:  # text after a child belongs to this element, even after a comment
+                self.text(child.tail)
 
-    def element(self, tag: Tag) -> None:
+    def element(self, tag: etree._Element) -> None:
         element_id = tag.get("id")
-        if isinstance(element_id, str):
-            if element_id in self.split_ids and element_id not in {
-                s.anchor for s in self.segments
-            }:
+        if element_id is not None:
+            if element_id in self.split_ids and element_id not in {s.anchor for s in self.segments}:
                 self.flush()
                 self.segments.append(Segment(element_id))
                 self.scene_break = False
@@ -175,18 +165,18 @@ class _Walker:
                 self.id_segment.setdefault(element_id, len(self.segments) - 1)
         if not self._readable(tag):
             return
-        name = tag.name.lower().split(":")[-1]
-        self.open_types.append(semantics(tag))
+        name = local_name(tag)
+        self.open_types.append(semantics(self.markup, tag))
         try:
             self._enter(tag, name)
         finally:
             self.open_types.pop()
 
-    def _enter(self, tag: Tag, name: str) -> None:
-        if name == "break" and isinstance(tag.get("time"), str):
+    def _enter(self, tag: etree._Element, name: str) -> None:
+        if name == "break" and tag.get("time") is not None:
             # A pause written as an element: keep it as the markup the rest of the pipeline
             # reads (``normalize.extract_breaks``), rather than lose it with the tag.
-            self.inline.append(f" <break time='{tag['time']}'/> ")
+            self.inline.append(f" <break time='{tag.get('time')}'/> ")
         elif name == "br":
             self.inline.append("\n")
         elif name == "hr":
@@ -205,13 +195,13 @@ class _Walker:
             self.walk(tag)
             self.link_depth -= link
 
-    def _readable(self, tag: Tag) -> bool:
-        name = tag.name.lower().split(":")[-1]
-        if name in _SKIPPED_TAGS or tag.has_attr("hidden"):
+    def _readable(self, tag: etree._Element) -> bool:
+        name = local_name(tag)
+        if name in _SKIPPED_TAGS or tag.get("hidden") is not None:
             return False
-        if tag.get("aria-hidden") == "true" or _DISPLAY_NONE.search(str(tag.get("style") or "")):
+        if tag.get("aria-hidden") == "true" or _DISPLAY_NONE.search(tag.get("style") or ""):
             return False
-        types = semantics(tag)
+        types = semantics(self.markup, tag)
         if types & (_NOTE_REF_TYPES | _PAGE_BREAK_TYPES) or "pagenum" in _classes(tag):
             return False
         if self._is_note_marker(tag, name):
@@ -222,13 +212,13 @@ class _Walker:
         return self.keep_notes or not types & NOTE_TYPES
 
     @staticmethod
-    def _is_note_marker(tag: Tag, name: str) -> bool:
+    def _is_note_marker(tag: etree._Element, name: str) -> bool:
         """A footnote reference without semantics: a superscript link, or a link inside the
         book whose whole text is a marker ("1", "[2]", "*")."""
         if name == "sup":
-            return any(isinstance(a, Tag) and a.has_attr("href") for a in tag.find_all("a"))
+            return any(a.get("href") is not None for a in descendants(tag, ("a",)))
         if name == "a" and (href := _internal_href(tag)) and "#" in href:
-            return _MARKER_TEXT.fullmatch(tag.get_text().strip()) is not None
+            return _MARKER_TEXT.fullmatch(text_of(tag).strip()) is not None
         return False
 
     def text(self, text: str) -> None:

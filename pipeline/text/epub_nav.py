@@ -14,9 +14,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from bs4 import BeautifulSoup, Tag
+from lxml import etree
 
-from pipeline.text.epub_html import parse_markup, semantics
+from pipeline.text.epub_html import semantics
+from pipeline.text.xmltree import (
+    children,
+    descendants,
+    first_child,
+    first_descendant,
+    first_or_self,
+    local_name,
+    parse_markup,
+    parse_xml,
+    text_of,
+)
 
 # EPUB 2 guide types -> the EPUB 3 structural vocabulary used for everything else.
 _GUIDE_TYPES = {"title-page": "titlepage", "copyright-page": "copyright-page", "text": "bodymatter"}
@@ -61,54 +72,52 @@ def _clean(text: str) -> str:
 
 def parse_nav_document(content: bytes, nav_href: str) -> tuple[list[NavEntry], list[Landmark]]:
     """The ``toc`` entries and ``landmarks`` of an EPUB 3 navigation document."""
-    soup = parse_markup(content)
+    markup = parse_markup(content)
     entries: list[NavEntry] = []
     landmarks: list[Landmark] = []
-    for nav in soup.find_all("nav"):
-        if not isinstance(nav, Tag):
-            continue
-        kinds = semantics(nav)
-        top = nav.find(["ol", "ul"])
-        if not isinstance(top, Tag):
+    for nav in descendants(markup.root, ("nav",)):
+        kinds = semantics(markup, nav)
+        top = first_descendant(nav, ("ol", "ul"))
+        if top is None:
             continue
         if "toc" in kinds and not entries:
             entries = list(_list_entries(top, nav_href, 0))
         elif "landmarks" in kinds:
-            for link in top.find_all("a"):
-                target = resolve(nav_href, str(link.get("href") or ""))
-                for kind in semantics(link):
+            for link in descendants(top, ("a",)):
+                target = resolve(nav_href, link.get("href") or "")
+                for kind in semantics(markup, link):
                     if target is not None:
                         landmarks.append(Landmark(kind, target))
     return entries, landmarks
 
 
-def _list_entries(list_tag: Tag, base: str, depth: int) -> Iterable[NavEntry]:
-    for item in list_tag.find_all("li", recursive=False):
-        label = item.find(["a", "span"], recursive=False)
-        if isinstance(label, Tag) and label.name == "a":
-            target = resolve(base, str(label.get("href") or ""))
-            title = _clean(label.get_text(" ")) or _clean(str(label.get("title") or ""))
+def _list_entries(list_element: etree._Element, base: str, depth: int) -> Iterable[NavEntry]:
+    for item in children(list_element, ("li",)):
+        label = first_child(item, ("a", "span"))
+        if label is not None and local_name(label) == "a":
+            target = resolve(base, label.get("href") or "")
+            title = _clean(text_of(label, " ")) or _clean(label.get("title") or "")
             if target is not None:
                 yield NavEntry(title, target, depth)
-        sub = item.find(["ol", "ul"], recursive=False)
-        if isinstance(sub, Tag):
+        sub = first_child(item, ("ol", "ul"))
+        if sub is not None:
             yield from _list_entries(sub, base, depth + 1)
 
 
 def parse_ncx(content: bytes, ncx_href: str) -> list[NavEntry]:
-    """The navMap of an EPUB 2 NCX, flattened in document order (which is reading order)."""
-    soup = BeautifulSoup(content, "lxml-xml")
-    nav_map = soup.find("navMap")
-    return list(_ncx_points(nav_map, ncx_href, 0)) if isinstance(nav_map, Tag) else []
+    """The navMap of an EPUB 2 NCX, flattened in document order (which is reading order).
+    Elements are matched by local name, so a default or prefixed NCX namespace (or none)
+    reads the same."""
+    nav_map = first_or_self(parse_xml(content), ("navmap",))
+    return list(_ncx_points(nav_map, ncx_href, 0)) if nav_map is not None else []
 
 
-def _ncx_points(parent: Tag, base: str, depth: int) -> Iterable[NavEntry]:
-    for point in parent.find_all("navPoint", recursive=False):
-        label = point.find("navLabel", recursive=False)
-        content = point.find("content", recursive=False)
-        title = _clean(label.get_text(" ")) if isinstance(label, Tag) else ""
-        src = str(content.get("src") or "") if isinstance(content, Tag) else ""
-        target = resolve(base, src)
+def _ncx_points(parent: etree._Element, base: str, depth: int) -> Iterable[NavEntry]:
+    for point in children(parent, ("navpoint",)):
+        label = first_child(point, ("navlabel",))
+        content = first_child(point, ("content",))
+        title = _clean(text_of(label, " ")) if label is not None else ""
+        target = resolve(base, (content.get("src") or "") if content is not None else "")
         if target is not None:
             yield NavEntry(title, target, depth)
         yield from _ncx_points(point, base, depth + 1)
