@@ -15,10 +15,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.emulator import synth_routes, voice_routes
+from pipeline.emulator import synth_routes, voice_routes, ws_route
 from pipeline.emulator.responses import OUTCOME_KEY, TRANSPORT_KEY, internal_error
 from pipeline.emulator.settings import EmulatorSettings
 from pipeline.emulator.state import API_VERSION, EmulatorState
@@ -81,13 +81,17 @@ class _Connection:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         extensions = scope.setdefault("extensions", {})
-        # uvicorn's ``send`` is a bound method of the request cycle that owns the transport.
+        # uvicorn's ``send`` is a bound method of the request cycle (or WebSocket protocol)
+        # that owns the transport.
         cycle = getattr(send, "__self__", None)
         extensions[TRANSPORT_KEY] = getattr(cycle, "transport", None)
+        if scope["type"] == "websocket":  # the WebSocket route counts its own sessions
+            await self.app(scope, receive, send)
+            return
         outcome = "500"
 
         async def counting_send(message: Message) -> None:
@@ -118,6 +122,7 @@ def create_app(settings: EmulatorSettings | None = None, *, state: EmulatorState
         Route("/voices/{voice_id}", voice_routes.get_voice, methods=["GET"]),
         Route("/voices/{voice_id}", voice_routes.update_voice, methods=["PUT"]),
         Route("/voices/{voice_id}", voice_routes.delete_voice, methods=["DELETE"]),
+        WebSocketRoute(ws_route.WS_PATH, ws_route.websocket_endpoint),
         Route(PRIVATE_PREFIX + "stats", stats, methods=["GET"]),
         Route(PRIVATE_PREFIX + "reset", reset, methods=["POST"]),
         Route(PRIVATE_PREFIX + "config", config, methods=["GET", "POST"]),

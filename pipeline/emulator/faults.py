@@ -15,7 +15,7 @@ import threading
 from starlette.responses import Response
 
 from pipeline.emulator.responses import ApiError, DroppedConnection, TruncatedBody, internal_error
-from pipeline.emulator.settings import EmulatorSettings, FaultKind
+from pipeline.emulator.settings import EmulatorSettings, FaultKind, WsFaultKind
 from pipeline.emulator.validation import Endpoint
 
 # Faults that need a real response to corrupt; the others replace the response outright.
@@ -49,6 +49,19 @@ class FaultInjector:
             return None
         kinds = [k for k in settings.faults if applicable(k, endpoint)]
         return rng.choice(kinds) if kinds else None
+
+    def decide_ws(self, settings: EmulatorSettings, text: str) -> WsFaultKind | None:
+        """The same rule for one piece of text a WebSocket context speaks."""
+        if settings.fail_rate <= 0 or not settings.ws_faults:
+            return None
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self._lock:
+            attempt = self._attempts.get("ws:" + digest, 0)
+            self._attempts["ws:" + digest] = attempt + 1
+        rng = random.Random(f"{settings.seed}:websocket:{digest}:{attempt}")
+        if rng.random() >= settings.fail_rate:
+            return None
+        return rng.choice(settings.ws_faults)
 
     def reset(self) -> None:
         with self._lock:

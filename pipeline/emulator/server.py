@@ -24,7 +24,9 @@ from pipeline.emulator.settings import (
     DEFAULT_RPM,
     EmulatorSettings,
     FaultKind,
+    WsFaultKind,
     parse_faults,
+    parse_ws_faults,
 )
 from pipeline.emulator.state import EmulatorState
 
@@ -147,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="fault kinds, comma-separated: " + ",".join(k.value for k in FaultKind) + " (default all)",
     )
+    p.add_argument(
+        "--ws-faults",
+        default="all",
+        help="WebSocket fault kinds (drawn with --fail-rate), comma-separated: "
+        + ",".join(k.value for k in WsFaultKind)
+        + " (default all)",
+    )
+    p.add_argument(
+        "--ws-idle-timeout-s",
+        type=float,
+        default=60.0,
+        help="a WebSocket with no message for this long gets a TIMEOUT error frame (default 60)",
+    )
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every synthesis request")
     p.add_argument("--latency-per-char-ms", type=float, default=0.0, help="added per transcript character")
     p.add_argument("--seed", type=int, default=0, help="seed for fault injection")
@@ -167,6 +182,8 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         monthly_chars=args.monthly_chars,
         fail_rate=args.fail_rate,
         faults=parse_faults(args.faults),
+        ws_faults=parse_ws_faults(args.ws_faults),
+        ws_idle_timeout_s=args.ws_idle_timeout_s,
         latency_ms=args.latency_ms,
         latency_per_char_ms=args.latency_per_char_ms,
         seed=args.seed,

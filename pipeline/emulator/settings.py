@@ -24,8 +24,18 @@ class FaultKind(StrEnum):
     BAD_ALIGNMENT = "bad_alignment"  # a 200 whose alignment arrays differ in length
 
 
+class WsFaultKind(StrEnum):
+    """The failures the emulator can inject into a WebSocket context, part-way through the
+    audio of one piece of text."""
+
+    DISCONNECT = "disconnect"  # the TCP connection is cut, no close frame
+    ERROR = "error"  # a flat error frame; the context is dropped, the socket stays open
+    STALL = "stall"  # the context never sends another frame; the socket stays open
+
+
 # Every kind a client is expected to survive by retrying.
 ALL_FAULTS: tuple[FaultKind, ...] = tuple(FaultKind)
+ALL_WS_FAULTS: tuple[WsFaultKind, ...] = tuple(WsFaultKind)
 
 # The examples in the API's own documentation use these; the client defaults to them too.
 DEFAULT_RPM = 120
@@ -50,6 +60,10 @@ class EmulatorSettings(BaseModel):
     fault_retry_after_ms: int = Field(default=200, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     latency_per_char_ms: float = Field(default=0.0, ge=0)
+    # WebSocket faults are drawn with ``fail_rate`` too, once per piece of text spoken.
+    ws_faults: tuple[WsFaultKind, ...] = ALL_WS_FAULTS
+    # A socket that receives no message for this long gets a TIMEOUT error frame and is closed.
+    ws_idle_timeout_s: float = Field(default=60.0, gt=0)
     seed: int = 0
     flat_errors: bool = False
 
@@ -69,4 +83,16 @@ def parse_faults(text: str) -> tuple[FaultKind, ...]:
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise ValueError(f"unknown fault kind {unknown[0]!r}; choose from {', '.join(valid)} or 'all'")
+    return tuple(dict.fromkeys(valid[n] for n in names))
+
+
+def parse_ws_faults(text: str) -> tuple[WsFaultKind, ...]:
+    """``"disconnect,stall"`` -> the kinds; ``"all"`` or ``""`` -> every kind."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or names == ["all"]:
+        return ALL_WS_FAULTS
+    valid = {k.value: k for k in WsFaultKind}
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(f"unknown WebSocket fault kind {unknown[0]!r}; choose from {', '.join(valid)} or 'all'")
     return tuple(dict.fromkeys(valid[n] for n in names))

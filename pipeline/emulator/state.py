@@ -65,8 +65,12 @@ class EmulatorState:
                 {"version": version},
             )
         key = request.headers.get("x-api-key", "")
+        return self.authorize_key(key)
+
+    def authorize_key(self, key: str, missing: str = "missing x-api-key header") -> str:
+        """``key`` if it is accepted; 401 INVALID_API_KEY (showing a truncated key) if not."""
         if not self.settings.key_accepted(key):
             shown = truncate_key(key)
-            message = "missing x-api-key header" if not key else f"invalid API key {shown!r}"
+            message = missing if not key else f"invalid API key {shown!r}"
             raise ApiError(401, "INVALID_API_KEY", message, {"api_key": shown})
         return key

@@ -28,6 +28,7 @@ class Stats:
             self._rejections: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
             self._sent_429: Counter[str] = Counter()
+            self._ws: Counter[str] = Counter()
 
     def request(self, route: str, outcome: str) -> None:
         """``route`` is the path template (``/voices/{voice_id}``); ``outcome`` the status
@@ -53,6 +54,11 @@ class Stats:
             if error_code is not None:
                 self._sent_429[error_code] += 1
 
+    def ws_event(self, name: str) -> None:
+        """A WebSocket event: a message kind received, a frame kind sent, a context opened."""
+        with self._lock:
+            self._ws[name] += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -65,4 +71,5 @@ class Stats:
                 "faults_injected_total": sum(self._faults.values()),
                 # Every 429 sent, by error_code: limits reached plus injected ones.
                 "sent_429": dict(self._sent_429),
+                "websocket": dict(self._ws),
             }

@@ -129,7 +129,7 @@ def check_language(value: Any) -> str | None:
     return value
 
 
-def _output_format(value: Any, endpoint: Endpoint) -> OutputFormat:
+def output_format_of(value: Any, endpoint: Endpoint) -> OutputFormat:
     if not isinstance(value, dict):
         raise invalid("output_format", "must be an object")
     container = _choice(
@@ -180,10 +180,42 @@ def parse_synthesis_request(body: bytes, endpoint: Endpoint) -> SynthesisRequest
         raise invalid("voice", 'must be an object like {"mode": "id", "id": "..."}')
     _choice(_required(voice, "mode", "voice.mode"), "voice.mode", ("id",))
     voice_id = _string(_required(voice, "id", "voice.id"), "voice.id")
-    output_format = _output_format(_required(data, "output_format", "output_format"), endpoint)
+    output_format = output_format_of(_required(data, "output_format", "output_format"), endpoint)
     language = check_language(data.get("language"))
     speed = _number(data.get("speed_control"), "speed_control", 0.7, 2.0)
     stability = _number(data.get("stability"), "stability", 0, 100)
     if model_id != FLASH_V1:
         speed = stability = None  # documented as effective on async_flash_v1.0 only
     return SynthesisRequest(model_id, transcript, voice_id, output_format, language, speed, stability)
+
+
+# The WebSocket takes the streaming endpoint's models and formats; its output_format is optional.
+WS_DEFAULT_FORMAT: dict[str, Any] = {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 44100}
+
+
+def parse_ws_init(data: dict[str, Any]) -> SynthesisRequest:
+    """The WebSocket's initialize message, checked like a synthesis body (no transcript yet)."""
+    model_id = _string(_required(data, "model_id", "model_id"), "model_id")
+    allowed_models = MODELS_BY_ENDPOINT[Endpoint.STREAMING]
+    if model_id not in allowed_models:
+        raise ApiError(
+            400,
+            "INVALID_MODEL",
+            f"model_id: {model_id!r} is not available on the WebSocket; use one of {', '.join(allowed_models)}",
+            {"model_id": model_id, "allowed": list(allowed_models)},
+        )
+    voice = _required(data, "voice", "voice")
+    if not isinstance(voice, dict):
+        raise invalid("voice", 'must be an object like {"mode": "id", "id": "..."}')
+    _choice(_required(voice, "mode", "voice.mode"), "voice.mode", ("id",))
+    voice_id = _string(_required(voice, "id", "voice.id"), "voice.id")
+    given = data.get("output_format")
+    if given is not None and not isinstance(given, dict):
+        raise invalid("output_format", "must be an object")
+    output_format = output_format_of({**WS_DEFAULT_FORMAT, **(given or {})}, Endpoint.STREAMING)
+    language = check_language(data.get("language"))
+    speed = _number(data.get("speed_control"), "speed_control", 0.7, 2.0)
+    stability = _number(data.get("stability"), "stability", 0, 100)
+    if model_id != FLASH_V1:
+        speed = stability = None
+    return SynthesisRequest(model_id, "", voice_id, output_format, language, speed, stability)
