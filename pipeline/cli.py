@@ -148,19 +148,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"${limit:.2f}; pass --yes to run anyway"
             )
             return EXIT_FAILED
-    _quiet_prefect()
-    from pipeline.flows import narrate_flow
-
     started = time.time()
-    logging.getLogger("prefect.flow_runs").addFilter(_DropFinalState())
-    state: Any = asyncio.run(
-        narrate_flow(  # type: ignore[arg-type]
-            job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, quiet=args.quiet, return_state=True
-        )
-    )
     out = job.output_dir / "preview" if args.preview else job.output_dir
-    if state.is_failed():
-        _err(state.message or "the job failed")
+    failure = _run_recorded(args, job) if _server_configured() else _run_unrecorded(args, job, book)
+    if failure is not None:
+        _err(failure)
         report_path = out / "report.json"
         if report_path.exists() and report_path.stat().st_mtime >= started:  # written by this run
             print(f"report: {out / 'report.json'}", file=sys.stderr)
@@ -168,6 +160,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     _print_outputs(out, report)
     return 0
+
+
+def _server_configured() -> bool:
+    from pipeline.orchestrate.shared_limits import prefect_server_configured
+
+    return prefect_server_configured()
+
+
+def _run_recorded(args: argparse.Namespace, job: Any) -> str | None:
+    """The run as a Prefect flow on the configured server (it shows in the UI with its stage
+    tasks and summary artifact). Returns the one-line failure, or None."""
+    _quiet_prefect()
+    from pipeline.flows import narrate_flow
+
+    logging.getLogger("prefect.flow_runs").addFilter(_DropFinalState())
+    state: Any = asyncio.run(
+        narrate_flow(  # type: ignore[arg-type]
+            job_path=str(job.path), fresh=args.fresh, preview_seconds=args.preview, quiet=args.quiet, return_state=True
+        )
+    )
+    return (state.message or "the job failed") if state.is_failed() else None
+
+
+def _run_unrecorded(args: argparse.Namespace, job: Any, book: Any) -> str | None:
+    """No Prefect server configured: the same stages without Prefect (a temporary embedded
+    server would cost about ten seconds and keep nothing). Same outcome lines as the flow."""
+    from pipeline.runner import RunOptions, Stages, reuse_prepared, run_job
+
+    options = RunOptions(fresh=args.fresh, preview_seconds=args.preview, quiet=args.quiet)
+    try:
+        report = asyncio.run(run_job(job, options, Stages(prepare=reuse_prepared(book))))
+    except NarrateError as exc:
+        return str(exc)
+    if report["chunks_failed"]:
+        return f"{report['chunks_failed']} chunk(s) failed; see {report['report_file']}"
+    return None
 
 
 def _print_outputs(out: Path, report: dict[str, Any]) -> None:

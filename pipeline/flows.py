@@ -9,123 +9,32 @@ run options only, never the API key, which is read from the environment by the e
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
-from pipeline.cache import ChunkCache
-from pipeline.config import Job, load_job
-from pipeline.errors import FatalEngineError, NarrateError
-from pipeline.fsutil import output_lock, write_json_atomic
+from pipeline.config import load_job
+from pipeline.errors import NarrateError
 from pipeline.orchestrate.artifacts import publish_failure, publish_report
 from pipeline.orchestrate.parameters import with_run_parameters
-from pipeline.orchestrate.shared_limits import shared_gate_for
 from pipeline.orchestrate.watch import run_watch_flow
-from pipeline.prepare import PreparedBook, prepare_book
-from pipeline.progress import ProgressPrinter
-from pipeline.render import Renderer, RenderResult
-from pipeline.report import build_report
-from pipeline.synthesis import SynthesisResult, synthesize_all
-from pipeline.tts.factory import make_engine, needs_timings, worker_count
+from pipeline.runner import RunOptions, Stages, prepare_stage, render_stage, synthesize_stage
+from pipeline.runner import run_job as run_stages
+
+__all__ = ["RunOptions", "narrate_flow", "run_job"]
+
+prepare_task = task(name="prepare-text", cache_policy=NO_CACHE, persist_result=False)(prepare_stage)
+synthesize_task = task(name="synthesize", cache_policy=NO_CACHE, persist_result=False)(synthesize_stage)
+render_task = task(name="render", cache_policy=NO_CACHE, persist_result=False)(render_stage)
+TASK_STAGES = Stages(prepare=prepare_task, synthesize=synthesize_task, render=render_task)
 
 
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    fresh: bool = False
-    preview_seconds: float | None = None
-    quiet: bool = False
-
-
-# A user's error (NarrateError) is returned from a task, not raised: a raised exception would
-# make Prefect log a full traceback, and the user should see one line. run_job raises it.
-
-
-T = TypeVar("T")
-
-
-def _unwrap(value: T | NarrateError) -> T:
-    if isinstance(value, NarrateError):
-        raise value
-    return value
-
-
-@task(name="prepare-text", cache_policy=NO_CACHE, persist_result=False)
-def prepare_task(job: Job, preview_seconds: float | None) -> PreparedBook | NarrateError:
-    try:
-        book = prepare_book(job)
-    except NarrateError as exc:
-        return exc
-    if preview_seconds:
-        from pipeline.preview import preview_book
-
-        book = preview_book(book, seconds=preview_seconds)
-    return book
-
-
-@task(name="synthesize", cache_policy=NO_CACHE, persist_result=False)
-async def synthesize_task(job: Job, book: PreparedBook, options: RunOptions) -> tuple[SynthesisResult, dict[str, Any]]:
-    try:
-        engine = make_engine(job.config, request_gate=await shared_gate_for(job.config))
-    except NarrateError as exc:
-        return SynthesisResult(fatal=exc if isinstance(exc, FatalEngineError) else FatalEngineError(str(exc))), {}
-    try:
-        try:
-            await engine.check()
-        except NarrateError as exc:  # also an unreachable server, once its retries are spent
-            return SynthesisResult(fatal=exc), {}
-        result = await synthesize_all(
-            book.chunks,
-            engine=engine,
-            cache=ChunkCache(job.cache_dir),
-            need_timings=needs_timings(job.config),
-            workers=worker_count(job.config),
-            fresh=options.fresh,
-            progress=None if options.quiet else ProgressPrinter(),
-        )
-        stats = getattr(engine, "stats", None)
-        return result, (stats.as_dict() if stats is not None else {})
-    finally:
-        await engine.aclose()
-
-
-@task(name="render", cache_policy=NO_CACHE, persist_result=False)
-def render_task(
-    job: Job, book: PreparedBook, synthesis: SynthesisResult, output_dir: Path
-) -> RenderResult | NarrateError:
-    try:
-        return Renderer(job.config, book, ChunkCache(job.cache_dir), output_dir).render(synthesis.chunks)
-    except NarrateError as exc:
-        return exc
-
-
-async def run_job(job: Job, options: RunOptions) -> dict[str, Any]:
-    """The job, stage by stage. Raises NarrateError for anything a user can fix."""
-    started = time.monotonic()
-    output_dir = job.output_dir / "preview" if options.preview_seconds else job.output_dir
-    with output_lock(output_dir):
-        book = _unwrap(prepare_task(job, options.preview_seconds))
-        synthesis, engine_stats = await synthesize_task(job, book, options)
-        if synthesis.fatal is not None and not synthesis.chunks:
-            raise synthesis.fatal
-        render = _unwrap(render_task(job, book, synthesis, output_dir))
-        report = build_report(
-            job,
-            book,
-            synthesis,
-            render,
-            engine_stats=engine_stats,
-            output_dir=output_dir,
-            wall_seconds=time.monotonic() - started,
-        )
-        write_json_atomic(output_dir / "report.json", report)
-    if synthesis.fatal is not None:
-        raise synthesis.fatal
-    return report
+async def run_job(job: Any, options: RunOptions) -> dict[str, Any]:
+    """The job with every stage recorded as a Prefect task run."""
+    return await run_stages(job, options, TASK_STAGES)
 
 
 @flow(name="narrate", persist_result=False, log_prints=False)

@@ -96,6 +96,11 @@ def test_the_key_is_nowhere(
     limits = {"requests_per_minute": 6000, "max_concurrency": 3, "retries": 8, "max_cost_usd": 0.0001}
     job = write_job(tmp_path, name="secret", input={"files": [str(manuscript)]}, engine=engine, limits=limits)
 
+    from prefect.settings import PREFECT_API_URL
+
+    # A configured server (not only the harness's settings): `narrate run` records its runs
+    # there, and those records are searched for the key too.
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
     monkeypatch.setenv("ASYNCAI_API_KEY", KEY)
     assert main(["run", str(job), "--yes"]) == 0  # --yes: past the spending limit, unattended
     stats = emulator.stats()

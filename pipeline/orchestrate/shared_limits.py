@@ -27,11 +27,15 @@ concurrency slot), which is why this is only used to share an account across pro
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 import os
-from collections.abc import AsyncIterator
+import tomllib
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from pipeline.config import JobConfig
 from pipeline.errors import ServerError
@@ -147,19 +151,37 @@ class SharedRequestGate:
             await self.slots.release(lease)
 
 
-def prefect_server_configured() -> bool:
+def prefect_server_configured(environ: Mapping[str, str] | None = None) -> bool:
     """True when the user pointed Prefect at a server: PREFECT_API_URL in the environment (as
     `narrate serve` and workers pass it to their runs) or in the active Prefect profile. Not
-    the embedded temporary server, and not a test harness's private one."""
-    if os.environ.get("PREFECT_API_URL", "").strip():
-        return True
-    from prefect.settings import PREFECT_API_URL
-    from prefect.settings.profiles import load_current_profile
+    the embedded temporary server, and not a test harness's private one.
 
+    Read without importing Prefect (its settings alone take most of a second to import, which
+    a one-off `narrate run` without a server should not pay): the profile is the one
+    PREFECT_PROFILE names, else the ``active`` one of ``$PREFECT_HOME/profiles.toml``
+    (``~/.prefect``), laid over the defaults Prefect ships, as Prefect resolves them.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("PREFECT_API_URL", "").strip():
+        return True
+    home = Path(env.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    user = _read_toml(Path(env.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser())
+    spec = importlib.util.find_spec("prefect")  # locates the package without running it
+    shipped = _read_toml(Path(spec.origin).parent / "settings" / "profiles.toml") if spec and spec.origin else {}
+    active = env.get("PREFECT_PROFILE") or user.get("active") or shipped.get("active") or "ephemeral"
+    settings: dict[str, Any] = {}
+    for source in (shipped, user):
+        profile = (source.get("profiles") or {}).get(active)
+        if isinstance(profile, dict):
+            settings.update(profile)
+    return bool(str(settings.get("PREFECT_API_URL", "")).strip())
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return bool(load_current_profile().settings.get(PREFECT_API_URL))
-    except Exception:  # an unreadable profiles file: Prefect itself will say so
-        return False
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
 
 
 def shares_limits(cfg: JobConfig) -> bool:
