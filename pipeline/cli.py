@@ -93,6 +93,10 @@ def _identity_only_engine(cfg: Any) -> Any:
             speed=cfg.engine.speed,
             language=cfg.engine.language,
         )
+    if cfg.engine.kind == "piper":
+        from pipeline.tts.factory import make_engine
+
+        return make_engine(cfg)
     from pipeline.tts.asyncflow import AsyncFlowEngine
 
     return AsyncFlowEngine(engine=cfg.engine, limits=cfg.limits, api_key="unused")
@@ -218,6 +222,10 @@ def cmd_voices(args: argparse.Namespace) -> int:
         from pipeline.tts.local import list_voices as local_voices
 
         voices = local_voices()
+    elif args.engine == "piper":
+        from pipeline.tts.piper_voice import list_voices as piper_voices
+
+        voices = piper_voices()
     else:
         from pipeline.config import EngineConfig
         from pipeline.tts.asyncflow import api_key_from_env
@@ -330,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the job file's JSON Schema")
 
     voices = sub.add_parser("voices", help="list voices")
-    voices.add_argument("--engine", choices=["local", "asyncflow"], default="asyncflow")
+    voices.add_argument("--engine", choices=["local", "asyncflow", "piper"], default="asyncflow")
     voices.add_argument("--base-url", default="https://api.async.com")
     voices.add_argument("--api-key-env", default="ASYNCAI_API_KEY")
     voices.add_argument("--language")

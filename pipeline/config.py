@@ -48,8 +48,14 @@ class InputConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    kind: Literal["local", "asyncflow"] = "local"
-    voice: str = Field(default="en", description="local: an espeak-ng voice; asyncflow: a voice id")
+    kind: Literal["local", "asyncflow", "piper"] = "local"
+    voice: str = Field(
+        default="en",
+        description=(
+            "local: an espeak-ng voice; asyncflow: a voice id; piper: a bundled voice (en_US-joe-medium) "
+            "or a path to a .onnx file with its .onnx.json beside it (relative to the job file)"
+        ),
+    )
     model: str = "async_flash_v1.0"
     base_url: str = "https://api.async.com"
     api_key_env: str = Field(default="ASYNCAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,6 +65,14 @@ class EngineConfig(_Strict):
     stability: int | None = Field(default=None, ge=0, le=100)
     container: Literal["wav", "raw"] = Field(default="wav", description="asyncflow output_format.container")
     price_per_hour_usd: float = Field(default=0.50, ge=0)
+    speaker: int | str | None = Field(
+        default=None, description="piper: a multi-speaker voice's speaker, by id or by name"
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="piper: chunks spoken at once, one core each (default: every core this process may use)",
+    )
 
 
 class LimitsConfig(_Strict):
@@ -214,9 +228,14 @@ class Job:
     """A validated job plus where it came from (paths resolve against the job file)."""
 
     def __init__(self, config: JobConfig, path: Path) -> None:
-        self.config = config
         self.path = path
         self.base = path.parent
+        voice = config.engine.voice
+        if config.engine.kind == "piper" and voice.endswith((".onnx", ".onnx.json")):
+            # A voice file is named relative to the job file, like every other path in it.
+            engine = config.engine.model_copy(update={"voice": str(self.resolve(voice))})
+            config = config.model_copy(update={"engine": engine})
+        self.config = config
 
     def resolve(self, relative: str) -> Path:
         p = Path(relative).expanduser()

@@ -37,6 +37,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
 _CHARS_UTF8 = 1
 _PHONEMES = 0x100  # text inside [[ ]] is espeak phoneme mnemonics
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA rather than espeak mnemonics
 _POS_CHARACTER = 1
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
@@ -163,6 +164,8 @@ class _Library:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -300,6 +303,20 @@ class _Library:
         return Rendered(samples.astype(np.int16, copy=False), tuple(events))
 
 
+    def phonemes(self, text: str, voice: str) -> list[str]:
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            raise VoiceNotFoundError(f"local engine: espeak-ng voice {voice!r} vanished")
+        data = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+        cursor = ctypes.c_void_p(ctypes.addressof(data))
+        clauses: list[str] = []
+        # Each call translates one clause and moves the cursor on; NULL means the text is done.
+        while cursor.value:
+            out = self.lib.espeak_TextToPhonemes(ctypes.byref(cursor), _CHARS_UTF8, _PHONEMES_IPA)
+            if out:
+                clauses.append(out.decode("utf-8", "replace"))
+        return clauses
+
+
 def _voice_lines(path: Path) -> list[str]:
     """A voice file's attribute lines, without comments and blanks."""
     lines = []
@@ -350,3 +367,11 @@ def render(text: str, *, voice: str, words_per_minute: int, phonemes: bool = Fal
     words_per_minute = min(max(words_per_minute, RATE_MIN_WPM), RATE_MAX_WPM)
     with _lock:
         return _get().render(text, voice, words_per_minute, phonemes)
+
+
+def text_to_phonemes(text: str, *, voice: str) -> list[str]:
+    """The IPA espeak-ng would speak for ``text`` (UTF-8 plain text), one string per clause,
+    words separated by spaces (espeak joins some unstressed words to the next one, "of the" ->
+    "ʌvðə"); clause punctuation is not included. ``voice``: a name from :func:`select_voice`."""
+    with _lock:
+        return _get().phonemes(text, voice)

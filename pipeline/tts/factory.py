@@ -24,6 +24,12 @@ def make_engine(
         from pipeline.tts.local import LocalEngine
 
         return LocalEngine(voice=e.voice, sample_rate=e.sample_rate, speed=e.speed, language=e.language)
+    if e.kind == "piper":
+        from pipeline.tts.piper import PiperEngine
+
+        return PiperEngine(
+            voice=e.voice, sample_rate=e.sample_rate, speed=e.speed, speaker=e.speaker, threads=e.threads
+        )
     from pipeline.tts.asyncflow import AsyncFlowEngine, api_key_from_env
 
     return AsyncFlowEngine(engine=e, limits=cfg.limits, api_key=api_key_from_env(e), request_gate=request_gate)
@@ -32,4 +38,8 @@ def make_engine(
 def worker_count(cfg: JobConfig) -> int:
     """Requests kept in flight. The engine's limiter enforces the real caps; the local engine
     speaks one chunk at a time per process, so two workers just overlap cache I/O with speech."""
+    if cfg.engine.kind == "piper":  # one chunk per core on the shared onnxruntime session
+        from pipeline.tts.local_pool import default_processes
+
+        return cfg.engine.threads or default_processes()
     return cfg.limits.max_concurrency if cfg.engine.kind == "asyncflow" else 2
