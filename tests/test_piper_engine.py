@@ -79,7 +79,10 @@ def test_speed_maps_to_the_length_scale(voice: piper_voice.LoadedVoice) -> None:
     words = ["She", "wrote", "in", "the", "ledger", "every", "night."]
     normal = speak(words, voice=voice, sample_rate=22050, length=1.0)
     fast = speak(words, voice=voice, sample_rate=22050, length=0.5)
-    assert 0.4 < len(fast.samples) / len(normal.samples) < 0.65
+    slow = speak(words, voice=voice, sample_rate=22050, length=2.0)
+    # Not exactly half and double: every phoneme's frame count is rounded up to a whole frame.
+    assert 0.5 < len(fast.samples) / len(normal.samples) < 0.8
+    assert 1.6 < len(slow.samples) / len(normal.samples) < 2.3
     assert PiperEngine(voice="en_US-joe-medium", sample_rate=22050, speed=2.0).length_scale == 0.5
 
 
