@@ -1,9 +1,11 @@
 """Render stage: synthesized chunks -> chapter and book audio, subtitles and alignment.
 
-Per chapter: assemble (streaming, to a working file), lay the words on the chapter's timeline,
-master and encode each delivery format, write the chapter's subtitles. Then the whole book:
-join the assembled chapters, master the result on its own, and write the book's subtitles and
-alignment.json. A chapter with a missing chunk is skipped (and named in the report); the
+Per chapter: assemble (streaming, to a working file) and lay the words on the chapter's
+timeline. Then, at once: the chapters are mastered and encoded on worker threads (two at a
+time), while this thread writes the subtitles, alignment.json and dataset, which need only the
+timelines. The whole book is built from the mastered chapters (each already at the level and
+under the ceiling: render once, not twice), or, without chapter files, from the assembled ones
+mastered as a whole. A chapter with a missing chunk is skipped (and named in the report); the
 whole-book files need every chapter.
 """
 
@@ -13,6 +15,7 @@ import re
 import shutil
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,16 +25,19 @@ from pipeline.align.alignment import alignment_document, document_file_spans
 from pipeline.align.cues import build_cues, cue_stats
 from pipeline.align.subtitles import compose_srt, compose_vtt, word_cues
 from pipeline.align.timeline import chapter_timeline
-from pipeline.audio.assemble import PauseSettings, assemble_chapter, join_files
+from pipeline.audio.assemble import PauseSettings, assemble_chapter, join_files, ms_to_samples
 from pipeline.audio.master import FileReport, MasteringTarget, Tags, master_file
+from pipeline.audio.render_pass import RoomTone
 from pipeline.cache import ChunkCache
 from pipeline.config import JobConfig
 from pipeline.dataset.export import export_dataset
 from pipeline.dataset.quality import alignment_quality
-from pipeline.errors import InputError
+from pipeline.errors import InputError, OutputError
 from pipeline.fsutil import write_json_atomic, write_text_atomic
 from pipeline.models import ChapterTimeline, Cue, SynthesizedChunk
 from pipeline.prepare import PreparedBook
+
+MASTERING_THREADS = 2  # chapters mastered at once
 
 
 def slugify(text: str, *, limit: int = 48) -> str:
@@ -45,6 +51,7 @@ class AssembledChapter:
     raw: Path  # the assembled, unmastered float32 WAV in the working folder
     timeline: ChapterTimeline
     cues: list[Cue]
+    frames: int  # samples in ``raw`` (mastering keeps the length)
 
 
 @dataclass(slots=True)
@@ -106,8 +113,6 @@ class Renderer:
         assembled: dict[int, AssembledChapter] = {}
         style = self.cfg.outputs.subtitle_style
         all_cues: list[Cue] = []
-        chapter_dir = self.out / "chapters"
-        n_chapters = len(self.book.chapters)
         for index, chapter in enumerate(self.book.chapters):
             expected = self.book.chunks_of(index)
             items = by_chapter.get(index, [])
@@ -119,32 +124,46 @@ class Renderer:
             timeline = chapter_timeline(items, layout, title=chapter.title, source=chapter.source)
             cues = list(build_cues(timeline, style))
             all_cues.extend(cues)
-            assembled[index] = AssembledChapter(raw, timeline, cues)
-            if self.cfg.outputs.chapter_files:
-                stem = chapter_dir / self.chapter_stem(index)
-                tags = Tags(
-                    title=chapter.title,
-                    author=self.book.author,
-                    album=self.book.title,
-                    track=index + 1,
-                    total_tracks=n_chapters,
-                    chapter_title=chapter.title,
-                )
-                result.files.extend(
-                    master_file(
-                        raw,
-                        stem,
-                        target=self.target,
-                        formats=[f for f in self.cfg.audio.formats if f != "m4b"] or ["wav"],
-                        tags=tags,
-                        mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
-                    )
-                )
-                self._write_subtitles(stem, cues, timeline.words, result)
+            assembled[index] = AssembledChapter(raw, timeline, cues, layout.num_samples)
             result.chapters_written.append(index)
         result.cue_stats = cue_stats(all_cues, style)
         result.book_complete = not result.chapters_incomplete and bool(assembled)
-        offsets_ms = self._render_book(assembled, result) if result.book_complete else {}
+        offsets_ms = self._book_offsets_ms(assembled) if result.book_complete else {}
+        book_from_chapters = result.book_complete and self.cfg.outputs.book_file and self.cfg.outputs.chapter_files
+        # Audio is mastered on worker threads (numpy, scipy and the encoders release the GIL),
+        # while this thread writes every output that needs only the timelines.
+        with ThreadPoolExecutor(max_workers=MASTERING_THREADS, thread_name_prefix="master") as pool:
+            chapter_jobs = (
+                [pool.submit(self._master_chapter, i, book_from_chapters) for i in sorted(assembled)]
+                if self.cfg.outputs.chapter_files
+                else []
+            )
+            try:
+                self._finish(assembled, offsets_ms, result)
+            finally:
+                reports = [job.result() for job in chapter_jobs]  # every worker done before cleanup
+            for chapter_reports in reports:
+                result.files.extend(chapter_reports)
+            if result.book_complete and self.cfg.outputs.book_file:
+                result.files.extend(self._master_book(assembled, offsets_ms, from_chapters=book_from_chapters))
+        result.audio_seconds = sum(a.timeline.duration_ms for a in assembled.values()) / 1000
+        shutil.rmtree(self.work, ignore_errors=True)
+        return result
+
+    def _finish(self, assembled: dict[int, AssembledChapter], offsets_ms: dict[int, int], result: RenderResult) -> None:
+        """Subtitles, alignment.json, alignment quality, dataset and media overlays: everything
+        but the mastered audio, which does not change any of them (its length is the source's)."""
+        if self.cfg.outputs.chapter_files:
+            for index in sorted(assembled):
+                a = assembled[index]
+                self._write_subtitles(
+                    self.out / "chapters" / self.chapter_stem(index), a.cues, a.timeline.words, result
+                )
+        if result.book_complete and self.cfg.outputs.book_file:
+            order = sorted(assembled)
+            cues = [cue.with_offset(offsets_ms[i]) for i in order for cue in assembled[i].cues]
+            words = [w.with_offset(offsets_ms[i]) for i in order for w in assembled[i].timeline.words]
+            self._write_subtitles(self.out / self.book_slug, cues, words, result)
         if self.cfg.outputs.alignment and assembled:
             doc = alignment_document(
                 [(a.timeline, offsets_ms.get(i, 0)) for i, a in assembled.items()],
@@ -169,39 +188,71 @@ class Renderer:
                 )
         if self.cfg.outputs.media_overlays and assembled:
             self._write_media_overlays(assembled, result)
-        result.audio_seconds = sum(a.timeline.duration_ms for a in assembled.values()) / 1000
-        shutil.rmtree(self.work, ignore_errors=True)
-        return result
 
-    def _render_book(self, assembled: dict[int, AssembledChapter], result: RenderResult) -> dict[int, int]:
+    def _master_copy(self, index: int) -> Path:
+        return self.work / f"{index:04d}.mastered.wav"
+
+    def _master_chapter(self, index: int, keep_master: bool) -> list[FileReport]:
+        chapter = self.book.chapters[index]
+        tags = Tags(
+            title=chapter.title,
+            author=self.book.author,
+            album=self.book.title,
+            track=index + 1,
+            total_tracks=len(self.book.chapters),
+            chapter_title=chapter.title,
+        )
+        return master_file(
+            self.work / f"{index:04d}.wav",
+            self.out / "chapters" / self.chapter_stem(index),
+            target=self.target,
+            formats=[f for f in self.cfg.audio.formats if f != "m4b"] or ["wav"],
+            tags=tags,
+            mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
+            master_copy=self._master_copy(index) if keep_master else None,
+        )
+
+    def _book_offsets_ms(self, assembled: dict[int, AssembledChapter]) -> dict[int, int]:
+        """Where each chapter starts in the book (what ``join_files`` will make of them)."""
+        gap = ms_to_samples(self.cfg.audio.chapter_pause_ms, self.rate)
+        offsets_ms, frame = {}, 0
+        for i in sorted(assembled):
+            offsets_ms[i] = round(frame * 1000 / self.rate)
+            frame += assembled[i].frames + gap
+        return offsets_ms
+
+    def _master_book(
+        self, assembled: dict[int, AssembledChapter], offsets_ms: dict[int, int], *, from_chapters: bool
+    ) -> list[FileReport]:
+        """The whole book. Built from the mastered chapters when there are any: each is already
+        at the level and under the ceiling, so the joined book needs gain alone (lossless) and
+        is not mastered a second time; otherwise the assembled chapters are joined and mastered."""
         order = sorted(assembled)
-        gap_ms = self.cfg.audio.chapter_pause_ms
         book_raw = self.work / "book.wav"
-        offsets = join_files([assembled[i].raw for i in order], book_raw, gap_ms=gap_ms)
-        offsets_ms = {i: round(off * 1000 / self.rate) for i, off in zip(order, offsets, strict=True)}
-        if not self.cfg.outputs.book_file:
-            return offsets_ms
+        tone = self.target.room_tone_db
+        room_tone = RoomTone(tone) if from_chapters and tone is not None else None
+        offsets = join_files(
+            [self._master_copy(i) if from_chapters else assembled[i].raw for i in order],
+            book_raw,
+            gap_ms=self.cfg.audio.chapter_pause_ms,
+            gap_fill=(lambda n: room_tone.add(np.zeros(n, dtype=np.float32))) if room_tone is not None else None,
+        )
+        if [round(off * 1000 / self.rate) for off in offsets] != [offsets_ms[i] for i in order]:
+            raise OutputError(f"{book_raw}: the joined chapters do not start where their subtitles do")
         markers = [
             (self.book.chapters[i].title, offsets_ms[i], offsets_ms[i] + assembled[i].timeline.duration_ms)
             for i in order
         ]
-        stem = self.out / self.book_slug
-        tags = Tags(title=self.book.title, author=self.book.author, album=self.book.title)
-        result.files.extend(
-            master_file(
-                book_raw,
-                stem,
-                target=self.target,
-                formats=self.cfg.audio.formats,
-                tags=tags,
-                mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
-                chapters=markers,
-            )
+        return master_file(
+            book_raw,
+            self.out / self.book_slug,
+            target=self.target,
+            formats=self.cfg.audio.formats,
+            tags=Tags(title=self.book.title, author=self.book.author, album=self.book.title),
+            mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
+            chapters=markers,
+            premastered=from_chapters,
         )
-        cues = [cue.with_offset(offsets_ms[i]) for i in order for cue in assembled[i].cues]
-        words = [w.with_offset(offsets_ms[i]) for i in order for w in assembled[i].timeline.words]
-        self._write_subtitles(stem, cues, words, result)
-        return offsets_ms
 
     def _chapter_audio_name(self, index: int) -> str:
         # EPUB reading systems play MP3 and AAC; WAV is not an EPUB core media type.

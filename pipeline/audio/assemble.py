@@ -271,10 +271,12 @@ def assemble_chapter(
     return ChapterLayout(items[0].chunk.chapter, sample_rate, num_samples, tuple(placements))
 
 
-def join_files(paths: Sequence[Path], out_path: Path, *, gap_ms: int) -> list[int]:
+def join_files(
+    paths: Sequence[Path], out_path: Path, *, gap_ms: int, gap_fill: Callable[[int], np.ndarray] | None = None
+) -> list[int]:
     """Concatenate audio files of one sample rate and channel count into a float32 WAV at
-    ``out_path`` with ``gap_ms`` of silence between them, streaming and atomically. Returns
-    the sample offset where each file starts."""
+    ``out_path`` with ``gap_ms`` of silence between them (or ``gap_fill(frames)``, room tone
+    say), streaming and atomically. Returns the sample offset where each file starts."""
     if gap_ms < 0:
         raise ValueError(f"gap_ms must be >= 0, got {gap_ms}")
     if not paths:
@@ -299,7 +301,9 @@ def join_files(paths: Sequence[Path], out_path: Path, *, gap_ms: int) -> list[in
         out_path, sample_rate=rate, channels=channels, max_frames=max_frames
     ) as writer:
         for index, path in enumerate(paths):
-            if index:
+            if index and gap_fill is not None:
+                writer.write(gap_fill(gap))
+            elif index:
                 writer.write_silence(gap)
             offsets.append(writer.frames_written)
             try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from pipeline.audio.encode import FORMATS, M4B_HINT, EncoderOptions, Tags, decod
 from pipeline.audio.loudness import Analyzer, Measurement
 from pipeline.audio.planning import ChainPlanner
 from pipeline.audio.profiles import PROFILES, MasteringTarget, problems
-from pipeline.audio.render_pass import render, source_blocks
+from pipeline.audio.render_pass import MASTER_COPY, render, source_blocks
 from pipeline.errors import OutputError
 
 __all__ = ["PROFILES", "FileReport", "MasteringTarget", "Tags", "ffmpeg_path", "master_file"]
@@ -95,25 +95,37 @@ def master_file(
     mp3_bitrate_kbps: int = 192,
     chapters: Sequence[tuple[str, int, int]] = (),
     ffmpeg_encoders: bool = True,
+    master_copy: Path | None = None,
+    premastered: bool = False,
 ) -> list[FileReport]:
     """Master ``src`` (float32 mono WAV) to ``dst_stem.<fmt>`` for each format; one report each,
     in the order of ``formats``. ``chapters`` are (title, start_ms, end_ms) markers for M4B.
-    ``ffmpeg_encoders=False`` keeps MP3 and Opus on libsndfile even when ffmpeg is installed."""
+    ``ffmpeg_encoders=False`` keeps MP3 and Opus on libsndfile even when ffmpeg is installed.
+
+    ``master_copy``: also write the lossless mastered signal there, as float32 WAV (what the
+    book is built from). ``premastered``: ``src`` is such mastered audio, joined (the book from
+    its chapters, room tone already in): lossless formats get gain alone, capped by the peaks,
+    and no second room tone; lossy formats are limited under their own lower ceiling as usual."""
     wanted = _check_formats(formats, dst_stem)
+    if premastered:
+        target = replace(target, room_tone_db=None)
     source = _measure(src, None, target)
     try:
         dst_stem.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{dst_stem.parent}: cannot create output folder: {exc.strerror}") from None
     options = EncoderOptions(mp3_bitrate_kbps, ffmpeg_encoders)
-    planner = ChainPlanner(src, source, target, workdir=dst_stem.parent, options=options)
+    planner = ChainPlanner(src, source, target, workdir=dst_stem.parent, options=options, premastered=premastered)
     paths = {fmt: dst_stem.with_name(f"{dst_stem.name}.{fmt}") for fmt in wanted}
     limiting: dict[str, float] = {}
     measured: dict[str, Measurement] = {}
     pending = wanted
     for attempt in range(_RETRIES + 1):
         plan = {fmt: planner.chain(fmt) for fmt in pending}
-        limiting.update(render(src, plan, paths, tags=tags, options=options, chapters=chapters))
+        targets = dict(paths)
+        if master_copy is not None and (attempt == 0 or "wav" in pending):
+            plan[MASTER_COPY], targets[MASTER_COPY] = planner.chain("wav"), master_copy
+        limiting.update(render(src, plan, targets, tags=tags, options=options, chapters=chapters))
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = pool.map(lambda fmt: _measure(paths[fmt], fmt, target), pending)
             measured.update(zip(pending, results, strict=True))

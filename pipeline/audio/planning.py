@@ -18,9 +18,9 @@ from pathlib import Path
 from pipeline.audio.calibrate import codec_effect
 from pipeline.audio.encode import LOSSY, EncoderOptions
 from pipeline.audio.excerpts import LevelProbe
-from pipeline.audio.loudness import Measurement
+from pipeline.audio.loudness import INTERPOLATION_BOUND, Measurement
 from pipeline.audio.profiles import MasteringTarget
-from pipeline.audio.render_pass import Chain
+from pipeline.audio.render_pass import Chain, room_tone_peak
 
 # Headroom under the ceiling for the limiter: our 4x meter against finer references, and the
 # rounding to 16 bits. Lossy codecs get their measured overshoot on top, plus this again.
@@ -30,6 +30,8 @@ _LEVEL_ACCURACY_DB = 0.2  # re-encode a file whose level is further than this fr
 _REFINE_TOLERANCE_DB = 0.05
 _REFINE_STEPS = 7  # limiter passes over the file (excerpts of it, when long) at most
 _MAX_STEP_DB = 12.0
+# Premastered audio keeps this far under the limit so the limiter provably stays idle.
+_PREMASTERED_MARGIN_DB = 0.01
 
 
 class ChainPlanner:
@@ -43,7 +45,9 @@ class ChainPlanner:
         *,
         workdir: Path,
         options: EncoderOptions,
+        premastered: bool = False,
     ) -> None:
+        self._premastered = premastered
         self._src = src
         self._source = source
         self._target = target
@@ -80,7 +84,26 @@ class ChainPlanner:
             return Chain(self.gain - headroom, None, tone)
         limit = round(self.ceiling - LOSSLESS_MARGIN_DB - headroom, 3)
         shift = round(self._shift.get(fmt, 0.0), 3)
-        return Chain(self._refined_gain(shift, limit), limit, tone)
+        if self._premastered and fmt not in LOSSY and math.isfinite(self._source.true_peak_db):
+            # Already limited at this ceiling (chapters joined into the book): gain alone, never
+            # more than the peaks allow, so nothing is limited twice.
+            gain = min(self.gain + shift, limit - self._source.true_peak_db - _PREMASTERED_MARGIN_DB)
+        else:
+            gain = self._refined_gain(shift, limit)
+        return Chain(gain, None if self._limiter_idle(gain, limit, tone) else limit, tone)
+
+    def _limiter_idle(self, gain: float, limit: float, tone: float | None) -> bool:
+        """True when no 4x-interpolated value of the chain's signal can reach ``limit``: the
+        limiter would pass every sample unchanged, so the chain skips it (and its oversampling).
+        The source's true peak is measured with the limiter's own interpolation filter; the room
+        tone, added before the limiter, is bounded by its largest sample through that filter."""
+        peak = self._source.true_peak_db
+        if not math.isfinite(peak):
+            return True
+        reach = 10.0 ** ((peak + gain) / 20.0)
+        if tone is not None:
+            reach += INTERPOLATION_BOUND * room_tone_peak(tone)
+        return reach < 10.0 ** (limit / 20.0) * (1.0 - 1e-4)  # float32 rounding of either filter
 
     def _refined_gain(self, shift: float, limit: float) -> float:
         key = (shift, limit)

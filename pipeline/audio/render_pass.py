@@ -22,6 +22,9 @@ from pipeline.audio.limiter import TruePeakLimiter
 from pipeline.errors import OutputError
 
 BLOCK_FRAMES = 1 << 17
+# Pseudo-format of ``render``'s plan: the chain's output as a float32 WAV in the working folder
+# (mastered chapters, from which the book is built without mastering it again).
+MASTER_COPY = "master-copy"
 _ROOM_TONE_SEED = 0x6E617272  # fixed: the same book always gets the same room tone
 _ROOM_TONE_PERIOD = 1 << 19  # ~22 s at 24 kHz; far too long and too quiet to hear as a loop
 
@@ -63,6 +66,11 @@ def _room_tone_table(level_db: float) -> np.ndarray:
     out = table.astype(np.float32)
     out.setflags(write=False)  # shared by every RoomTone at this level
     return out
+
+
+def room_tone_peak(level_db: float) -> float:
+    """The largest |sample| of the room tone at ``level_db``."""
+    return float(np.abs(_room_tone_table(level_db)).max())
 
 
 class RoomTone:
@@ -140,6 +148,28 @@ class _BackgroundSink:
         self._sink.abort()
 
 
+class _FloatCopySink:
+    """The mastered signal as float32 WAV (RF64 past 4 GB), exactly as it left the limiter."""
+
+    def __init__(self, path: Path, sample_rate: int, frames: int) -> None:
+        self.path = path
+        container = "WAV" if frames * 4 < 0xFFFF0000 else "RF64"
+        try:
+            self._file = sf.SoundFile(str(path), "w", sample_rate, 1, "FLOAT", format=container)
+        except (sf.LibsndfileError, OSError) as exc:
+            raise OutputError(f"{path}: cannot write the mastered working copy: {exc}") from None
+
+    def write(self, block: np.ndarray) -> None:
+        self._file.write(block)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
 def render(
     src: Path,
     plan: dict[str, Chain],
@@ -159,12 +189,14 @@ def render(
     sinks: dict[str, _BackgroundSink] = {}
     try:
         for fmt in plan:
-            sinks[fmt] = _BackgroundSink(
+            writer: Sink = (
+                _FloatCopySink(paths[fmt], rate, frames) if fmt == MASTER_COPY else
                 open_sink(
                     fmt, paths[fmt], rate, tags,
                     frames=frames, options=options, chapters=chapters,
                 )
             )  # fmt: skip
+            sinks[fmt] = _BackgroundSink(writer)
         for block in blocks:
             for chain, processor in processors.items():
                 out = processor.process(block)
