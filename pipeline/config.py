@@ -64,6 +64,13 @@ class EngineConfig(_Strict):
     speed: float | None = Field(default=None, ge=0.7, le=2.0, description="speed_control (asyncflow)")
     stability: int | None = Field(default=None, ge=0, le=100)
     container: Literal["wav", "raw"] = Field(default="wav", description="asyncflow output_format.container")
+    transport: Literal["http", "websocket"] = Field(
+        default="http",
+        description=(
+            "asyncflow: http (one request per chunk) or websocket (each chapter streamed through one "
+            "context of one socket; word timings from the received audio, see report.json requests.timings_source)"
+        ),
+    )
     price_per_hour_usd: float = Field(default=0.50, ge=0)
     speaker: int | str | None = Field(
         default=None, description="piper: a multi-speaker voice's speaker, by id or by name"

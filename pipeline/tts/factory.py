@@ -8,6 +8,8 @@ from contextlib import AbstractAsyncContextManager
 from pipeline.config import JobConfig
 from pipeline.tts.base import Engine
 
+WS_WORKERS = 100_000
+
 
 def needs_timings(cfg: JobConfig) -> bool:
     """Word timings cost the timestamp endpoint; ask for them only when an output uses them."""
@@ -32,6 +34,10 @@ def make_engine(
         )
     from pipeline.tts.asyncflow import AsyncFlowEngine, api_key_from_env
 
+    if e.transport == "websocket":
+        from pipeline.tts.ws_engine import WebSocketEngine
+
+        return WebSocketEngine(engine=e, limits=cfg.limits, api_key=api_key_from_env(e), request_gate=request_gate)
     return AsyncFlowEngine(engine=e, limits=cfg.limits, api_key=api_key_from_env(e), request_gate=request_gate)
 
 
@@ -42,4 +48,8 @@ def worker_count(cfg: JobConfig) -> int:
         from pipeline.tts.local_pool import default_processes
 
         return cfg.engine.threads or default_processes()
+    if cfg.engine.kind == "asyncflow" and cfg.engine.transport == "websocket":
+        # Every chunk is asked for at once: the engine groups them into chapter streams and
+        # opens at most max_concurrency sockets itself.
+        return WS_WORKERS
     return cfg.limits.max_concurrency if cfg.engine.kind == "asyncflow" else 2
