@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import re
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -58,6 +57,7 @@ PLAUSIBLE_SHARE = 0.6
 # The rate assumed before any group is heard: about 15 characters a second.
 PRIOR_MS_PER_CHAR = 65.0
 KEEPALIVE_S = 10.0
+RATE_MIN_CHARS = 30
 _CHUNK_ID = re.compile(r"^c(\d+)-(\d+)$")
 
 
@@ -100,7 +100,11 @@ class _Chapter:
     pending: list[tuple[int, _Group]] = field(default_factory=list)  # a heap by seq
     task: asyncio.Task[None] | None = None
     runs: int = 0
-    rates: list[float] = field(default_factory=list)  # ms per character of confirmed groups
+    heard_ms: float = 0.0  # audio of the confirmed groups long enough to measure a rate by
+    heard_chars: int = 0
+
+    def ms_per_char(self, prior: float) -> float:
+        return self.heard_ms / self.heard_chars if self.heard_chars else prior
 
 
 def chapter_of(chunk_id: str) -> tuple[int, int]:
@@ -269,7 +273,7 @@ class WebSocketEngine:
         context = f"chunk {group.chunk_id}"
         pcm = bytearray()
         last_frame = last_send = time.monotonic()
-        rate = statistics.median(chapter.rates) if chapter.rates else PRIOR_MS_PER_CHAR / (self._engine.speed or 1.0)
+        rate = chapter.ms_per_char(PRIOR_MS_PER_CHAR / (self._engine.speed or 1.0))
         needed_ms = PLAUSIBLE_SHARE * rate * len(group.transcript)
         while True:
             now = time.monotonic()
@@ -296,11 +300,11 @@ class WebSocketEngine:
                     self.stats.first_audio_s = round(now - self._started, 3)
                 self.stats.bytes_received += len(data)
                 pcm += data
-            if final:
+            if final:  # the server's own word that the context is complete
                 if len(pcm) % 2:
                     raise BadResponseError(f"{context}: the audio ends inside a sample")
-                if not pcm or self._ms(pcm) < needed_ms:
-                    raise BadResponseError(f"{context}: the context ended before its audio was complete")
+                if not pcm:
+                    raise BadResponseError(f"{context}: the context ended without audio")
                 return bytes(pcm), True
 
     def _ms(self, pcm: bytearray | bytes) -> float:
@@ -308,7 +312,9 @@ class WebSocketEngine:
 
     async def _confirm(self, chapter: _Chapter, group: _Group, pcm: bytes) -> None:
         samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], "<i2").astype(np.int16)
-        chapter.rates.append(self._ms(pcm) / max(1, len(group.transcript)))
+        if len(group.transcript) >= RATE_MIN_CHARS:  # a heading's pauses would skew the rate
+            chapter.heard_ms += self._ms(pcm)
+            chapter.heard_chars += len(group.transcript)
         rate = self._engine.sample_rate
         timings = await asyncio.to_thread(timings_for, group.words, samples, rate)
         self.stats.groups_confirmed += 1
