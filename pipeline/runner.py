@@ -64,7 +64,9 @@ async def synthesize_stage(job: Job, book: PreparedBook, options: RunOptions) ->
     from pipeline.tts.factory import make_engine, needs_timings, worker_count
 
     try:
-        engine = make_engine(job.config, request_gate=await shared_gate_for(job.config))
+        engine = make_engine(
+            job.config, request_gate=await shared_gate_for(job.config), chunks=len(book.chunks)
+        )
     except NarrateError as exc:
         return SynthesisResult(fatal=exc if isinstance(exc, FatalEngineError) else FatalEngineError(str(exc))), {}
     try:

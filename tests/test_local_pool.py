@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,17 @@ async def test_a_killed_worker_is_a_fatal_error_not_a_hang() -> None:
             await asyncio.wait_for(engine.synthesize(["hello"], chunk_id="c1", need_timings=True), timeout=60)
     finally:
         await engine.aclose()
+
+
+def test_the_factory_speaks_long_books_on_every_core(tmp_path: Path) -> None:
+    from pipeline.config import load_job
+    from pipeline.tts.factory import POOL_MIN_CHUNKS, make_engine
+    from pipeline.tts.local import LocalEngine
+    from pipeline.tts.local_pool import LocalPoolEngine, default_processes
+    from tests.jobs import write_job
+
+    cfg = load_job(write_job(tmp_path)).config
+    short, long = make_engine(cfg, chunks=POOL_MIN_CHUNKS - 1), make_engine(cfg, chunks=POOL_MIN_CHUNKS)
+    assert isinstance(short, LocalEngine)
+    assert isinstance(long, LocalPoolEngine if default_processes() > 1 else LocalEngine)
+    assert long.identity() == short.identity()  # the same cache entries either way

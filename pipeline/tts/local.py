@@ -18,7 +18,6 @@ from math import gcd
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from pipeline.errors import EngineError, RequestRejectedError
 from pipeline.models import ChunkAudio, WordTiming
@@ -118,6 +117,8 @@ def _resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.nda
         return samples.astype(np.int16, copy=True)
     common = gcd(source_rate, target_rate)
     # float32 halves the filter's work; its 24-bit mantissa is far finer than int16 output.
+    from scipy.signal import resample_poly  # imported when first needed: scipy.signal takes a second
+
     out = resample_poly(samples.astype(np.float32), target_rate // common, source_rate // common)
     return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
 
