@@ -69,21 +69,26 @@ def test_no_sixty_second_window_ever_holds_more_than_the_limit(rpm: int, gaps: l
     assert all(later >= earlier for earlier, later in itertools.pairwise(starts))
 
 
-def test_sustained_demand_runs_close_to_the_limit() -> None:
+def test_sustained_demand_takes_each_window_whole() -> None:
     clock = SteppedClock()
     limiter = RequestRateLimiter(120, clock=clock, sleep=no_sleep)
     starts = [limiter.reserve() for _ in range(1200)]  # everyone asks at t=0
     assert most_in_a_closed_window(starts) == 120
-    assert 598 < starts[-1] < 606  # 1199 intervals of (60 + 0.5) / 120 s: within 1% of the limit
+    # The first window's 120 go at once; then 120 more each time the window has moved on.
+    assert starts[:120] == [0.0] * 120 and starts[120] == pytest.approx(60.5)
+    assert starts[-1] == pytest.approx(9 * 60.5)  # 1200 in 9 windows + 1: the limit's rate
 
 
-def test_no_burst_even_after_a_long_idle_spell() -> None:
+def test_a_full_burst_after_an_idle_window_and_never_more() -> None:
     clock = SteppedClock()
     limiter = RequestRateLimiter(60, clock=clock, sleep=no_sleep)
-    limiter.reserve()
+    for _ in range(60):
+        limiter.reserve()
+    clock.now = 30.0  # the window is still full: the next start waits for the oldest to leave it
+    assert limiter.reserve() == pytest.approx(30.5)
     clock.now = 10_000.0
-    waits = [limiter.reserve() for _ in range(3)]
-    assert waits[0] == 0 and waits[1] == pytest.approx(60.5 / 60) and waits[2] > waits[1]
+    waits = [limiter.reserve() for _ in range(61)]
+    assert waits[:60] == [0.0] * 60 and waits[60] == pytest.approx(60.5)
 
 
 def test_server_advice_pushes_back_the_next_start() -> None:
@@ -93,20 +98,20 @@ def test_server_advice_pushes_back_the_next_start() -> None:
     limiter.defer(5.0)
     assert limiter.reserve() == pytest.approx(5.0)
     limiter.defer(1.0)  # a shorter pause never pulls booked starts earlier
-    assert limiter.reserve() == pytest.approx(5.0 + 60.5 / 600)
+    assert limiter.reserve() == pytest.approx(5.0)
 
 
 async def test_acquire_really_waits_for_its_slot() -> None:
     vt = VirtualTime()
-    limiter = RequestRateLimiter(30, clock=vt.clock, sleep=vt.sleep)
+    limiter = RequestRateLimiter(3, clock=vt.clock, sleep=vt.sleep)
     started: list[float] = []
 
     async def request() -> None:
         await limiter.acquire()
         started.append(vt.now)
 
-    await vt.run(asyncio.gather(*(request() for _ in range(5))))
-    assert started == pytest.approx([i * 60.5 / 30 for i in range(5)])
+    await vt.run(asyncio.gather(*(request() for _ in range(7))))
+    assert started == pytest.approx([0, 0, 0, 60.5, 60.5, 60.5, 121.0])
 
 
 # --- in flight ---------------------------------------------------------------------------

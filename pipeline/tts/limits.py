@@ -6,8 +6,8 @@ Two independent gates, taken in this order for every HTTP request (retries inclu
    ``limits.max_concurrency``, drops when the server answers TOO_MANY_CONCURRENT_REQUESTS (to
    the server's stated limit when we were above it, else by half: the account is shared) and
    climbs back by one after a run of successes.
-2. :class:`RequestRateLimiter`: request starts are spaced evenly, so no 60-second window ever
-   holds more than ``requests_per_minute`` of them.
+2. :class:`RequestRateLimiter`: a sliding log of request starts, so no 60-second window ever
+   holds more than ``requests_per_minute`` of them, while a job still gets a window's burst.
 
 The slot is taken before the start time so that a request leaves the moment its start time
 comes; the other way round, time spent queueing for a slot would bunch starts together.
@@ -16,6 +16,7 @@ comes; the other way round, time spent queueing for a slot would bunch starts to
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,14 +29,17 @@ DEFAULT_RECOVER_AFTER = 20
 
 
 class RequestRateLimiter:
-    """GCRA with no burst allowance: request ``k`` may start no earlier than
-    ``interval`` after request ``k-1``, where ``interval = (60 s + safety) / requests_per_minute``.
+    """A sliding log of request starts: request ``k`` may start once request ``k - rpm`` started
+    more than ``60 s + safety`` ago (and not before a pause the server asked for).
 
-    A token bucket that starts full would let ``requests_per_minute`` requests go at once and then
-    one more per interval, i.e. nearly twice the limit inside the first minute of a sliding
-    window; even spacing keeps any N+1 consecutive starts more than 60 s apart, which is exactly
-    what a sliding-window server counts. Slots are reserved synchronously, so concurrent callers
-    on one event loop each get their own slot without a lock.
+    That is exactly the rule a sliding-window server applies, so a job gets the window's whole
+    burst (``requests_per_minute`` starts at once when it begins or after an idle minute) and
+    then one start per start that leaves the window, yet any ``rpm + 1`` consecutive starts lie
+    more than 60 s apart: no 60-second window, however it is placed, ever holds more than the
+    limit. (Even spacing would give up that first minute's burst; a token bucket refilled at
+    ``rpm`` per minute on top of a full bucket would allow nearly twice the limit in a window.)
+    The log holds at most ``rpm`` times. Slots are reserved synchronously, so concurrent callers
+    on one event loop each get their own start without a lock.
     """
 
     def __init__(
@@ -48,16 +52,20 @@ class RequestRateLimiter:
     ) -> None:
         if requests_per_minute < 1:
             raise ValueError("requests_per_minute must be at least 1")
-        self.interval = (WINDOW_S + safety_s) / requests_per_minute
+        self.requests_per_minute = requests_per_minute
+        self.window = WINDOW_S + safety_s
         self._clock = clock
         self._sleep = sleep
-        self._next_start: float | None = None
+        self._starts: deque[float] = deque(maxlen=requests_per_minute)  # booked, in order
+        self._not_before = -math.inf  # the end of a pause the server asked for
 
     def reserve(self) -> float:
         """Book the next start time; return how long to wait for it (0 when it is now)."""
         now = self._clock()
-        start = now if self._next_start is None else max(now, self._next_start)
-        self._next_start = start + self.interval
+        start = max(now, self._not_before, self._starts[-1] if self._starts else -math.inf)
+        if len(self._starts) == self.requests_per_minute:  # the window is full: wait for its oldest
+            start = max(start, self._starts[0] + self.window)
+        self._starts.append(start)
         return start - now
 
     async def acquire(self) -> None:
@@ -67,10 +75,8 @@ class RequestRateLimiter:
 
     def defer(self, seconds: float) -> None:
         """The server asked for a pause (``retry_after_ms``): book nothing before it ends, so
-        other requests do not run into the same wall."""
-        resume = self._clock() + max(0.0, seconds)
-        if self._next_start is None or self._next_start < resume:
-            self._next_start = resume
+        other requests do not run into the same wall. Starts already booked stay booked."""
+        self._not_before = max(self._not_before, self._clock() + max(0.0, seconds))
 
 
 class AdaptiveConcurrency:
