@@ -141,3 +141,11 @@ def test_a_voice_file_is_named_relative_to_the_job_file(tmp_path: Path) -> None:
     assert load_job(job).config.engine.voice == str(tmp_path / "voices" / "v.onnx")
     job.write_text("name: j\ninput: {files: [a.txt]}\nengine: {kind: piper, voice: en_US-joe-medium}\n")
     assert load_job(job).config.engine.voice == "en_US-joe-medium"
+
+
+def test_the_benchmark_scores_word_errors_by_edit_distance() -> None:
+    from bench.bench_piper import _edit_distance
+
+    assert _edit_distance("the cat sat".split(), "the cat sat".split()) == 0
+    assert _edit_distance("the cat sat".split(), "a cat sat down".split()) == 2  # one swap, one extra
+    assert _edit_distance("the cat sat".split(), []) == 3

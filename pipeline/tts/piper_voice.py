@@ -202,15 +202,16 @@ def load(files: VoiceFiles, *, threads: int = 1) -> LoadedVoice:
             model.graph.output.append(
                 onnx.helper.make_tensor_value_info(DURATIONS_OUTPUT, onnx.TensorProto.FLOAT, None)
             )
+        serialized = model.SerializeToString()
+        del model  # the protobuf tree is as big as the weights: free it before the session copies them
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            session = onnxruntime.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
+            session = onnxruntime.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own error types are not importable in a stable way
             raise VoiceNotFoundError(f"piper engine: onnxruntime cannot load {files.model}: {exc}") from None
+        del serialized
         loaded = LoadedVoice(files, config, session, frozenset(i.name for i in session.get_inputs()))
         _sessions[key] = loaded
         return loaded
