@@ -146,6 +146,6 @@ def test_a_voice_file_is_named_relative_to_the_job_file(tmp_path: Path) -> None:
 def test_the_benchmark_scores_word_errors_by_edit_distance() -> None:
     from bench.bench_piper import _edit_distance
 
-    assert _edit_distance("the cat sat".split(), "the cat sat".split()) == 0
-    assert _edit_distance("the cat sat".split(), "a cat sat down".split()) == 2  # one swap, one extra
-    assert _edit_distance("the cat sat".split(), []) == 3
+    assert _edit_distance(["the", "cat", "sat"], ["the", "cat", "sat"]) == 0
+    assert _edit_distance(["the", "cat", "sat"], ["a", "cat", "sat", "down"]) == 2  # one swap, one extra
+    assert _edit_distance(["the", "cat", "sat"], []) == 3
