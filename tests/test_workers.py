@@ -210,3 +210,48 @@ def test_two_workers_share_one_account(server: tuple[str, Path], tmp_path: Path)
     assert rate_gcl is not None and rate_gcl["slot_decay_per_second"] > 0
     # The key lived only in the workers' environment: never a Prefect parameter.
     assert all(key not in json.dumps(r["parameters"]) for r in done)
+
+
+def _first_json_line(log: Path, timeout: float) -> dict[str, Any]:
+    def line() -> dict[str, Any] | None:
+        found = [x for x in log.read_text(errors="replace").splitlines() if x.startswith("{")]
+        return dict(json.loads(found[0])) if found else None
+
+    wait_for(lambda: line() is not None, timeout=timeout, what=f"a JSON line in {log.name}")
+    result = line()
+    assert result is not None
+    return result
+
+
+@pytest.mark.slow
+def test_slots_of_a_killed_process_come_back_within_30_s_and_of_an_ended_one_at_once(
+    server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A process holding all of an account's slots is SIGKILLed: it cannot give them back,
+    but it stops renewing its short leases, so another process has every slot within 30 s
+    (with 5-minute leases it waited 5 minutes). A process that ends normally returns them at
+    once."""
+    import os
+    import signal
+    import time
+
+    url, home = server
+    name, slots = "narrate-test-lease-recovery", 2
+    holder = [str(BIN / "python"), "-m", "tests.slot_holder", name, str(slots)]
+    env = prefect_env(home, url)
+    with started([*holder, "hold"], env, tmp_path / "holder.log", cwd=REPO) as proc:
+        _first_json_line(tmp_path / "holder.log", timeout=60)
+        time.sleep(8)  # past a renewal: held leases outlive their first term while the holder lives
+        os.killpg(proc.pid, signal.SIGKILL)
+        killed_at = time.time()
+        with started([*holder, "close"], env, tmp_path / "taker.log", cwd=REPO) as taker:
+            taken = _first_json_line(tmp_path / "taker.log", timeout=90)
+            assert taker.wait(timeout=30) == 0
+    recovered_s = taken["acquired_at"] - killed_at
+    print(f"slots back {recovered_s:.1f} s after SIGKILL")
+    assert recovered_s < 30, f"the killed holder's slots came back after {recovered_s:.1f} s"
+    # The taker ended through SharedSlots.close: a third process gets every slot at once.
+    with started([*holder, "close"], env, tmp_path / "third.log", cwd=REPO) as third:
+        again = _first_json_line(tmp_path / "third.log", timeout=60)
+        assert third.wait(timeout=30) == 0
+    assert again["waited_s"] < 5, again

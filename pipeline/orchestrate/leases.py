@@ -10,25 +10,38 @@ straight to the next request waiting in this process, for up to ``hold_s`` after
 taken; then it goes back to the server so that processes take turns. One poller per process
 asks the server for more while requests wait, at least every ``poll_s``.
 
-A slot is a lease: a process that dies without returning its slots loses them when the lease
-ends (``lease_s``), so a crash costs the others capacity for that long, never correctness.
+A slot is a lease. A run that ends, fails or is cancelled gives its slots back at once
+(``release`` runs in ``finally``; ``close`` returns whatever is still held). A process that
+cannot (SIGKILL, a lost machine) must not cost the others capacity for long, but Prefect's
+shortest lease is a minute and its repossessor looks every 15 s. So every process holding slots
+also keeps a heartbeat on the server (a Prefect variable naming its leases, rewritten every
+``HEARTBEAT_S``) and renews its leases while it lives; a process kept waiting for a slot looks
+for heartbeats older than ``STALE_S`` and returns those dead holders' leases itself. A killed
+holder's slots are back within ``STALE_S`` + ``HEARTBEAT_S`` + a poll: under 30 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 log = logging.getLogger(__name__)
 
 HOLD_S = 5.0
 POLL_S = 0.5
-LEASE_S = 300.0
+LEASE_S = 60.0  # the shortest lease Prefect grants
+HEARTBEAT_S = 4.0
+# A holder silent this long is dead. Far above any pause of a live event loop (the heartbeat
+# is a plain task; synthesis work runs in threads), so a live holder is never robbed.
+STALE_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +63,23 @@ class SharedSlots:
         self._waiters: deque[asyncio.Future[Lease]] = deque()
         self._poller: asyncio.Task[None] | None = None
         self._returning: set[asyncio.Future[None]] = set()  # keeps those tasks alive until done
+        self._held: dict[UUID, Lease] = {}  # taken from the server and not given back yet
+        self._keeper: asyncio.Task[None] | None = None
+        self._heartbeat = _Heartbeat(limit_name)
+        self._last_sweep = 0.0
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    async def close(self) -> None:
+        """Give every slot still held back to the server now (the end of a run)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
+        for lease in list(self._held.values()):
+            await self._return(lease)
+        await self._heartbeat.clear()
 
     async def acquire(self) -> Lease:
         waiter: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
@@ -88,6 +118,7 @@ class SharedSlots:
     async def _return(self, lease: Lease) -> None:
         from prefect.client.orchestration import get_client
 
+        self._held.pop(lease.id, None)
         try:
             async with get_client() as client:
                 await client.release_concurrency_slots_with_lease(lease.id)
@@ -127,10 +158,97 @@ class SharedSlots:
             if exc.response.status_code != 423:  # 423 Locked: every slot is taken
                 raise
             advised = float(exc.response.headers.get("Retry-After", self.poll_s))
+            if time.monotonic() - self._last_sweep >= HEARTBEAT_S:
+                self._last_sweep = time.monotonic()
+                await self._heartbeat.reclaim_dead()
             # Jitter, so that waiting processes do not ask in lockstep.
             await asyncio.sleep(min(advised, self.poll_s) * random.uniform(0.5, 1.0))
             return None
         body = response.json()
         if not body.get("limits"):
             raise SlotsUnavailable(f"the global concurrency limit {self.limit_name!r} does not exist")
-        return Lease(UUID(body["lease_id"]), time.monotonic())
+        lease = Lease(UUID(body["lease_id"]), time.monotonic())
+        self._held[lease.id] = lease
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_alive(), name=f"keep:{self.limit_name}")
+        else:
+            await self._heartbeat.beat(list(self._held))  # others must know this lease is ours
+        return lease
+
+    async def _keep_alive(self) -> None:
+        """While slots are held: a heartbeat every HEARTBEAT_S, lease renewals every LEASE_S/3."""
+        from prefect.client.orchestration import get_client
+
+        renewed = time.monotonic()
+        while self._held:
+            await self._heartbeat.beat(list(self._held))
+            if time.monotonic() - renewed >= self.lease_s / 3:
+                renewed = time.monotonic()
+                try:
+                    async with get_client() as client:
+                        for lease_id in list(self._held):
+                            await client.renew_concurrency_lease(lease_id, lease_duration=self.lease_s)
+                except Exception as exc:  # busy server, or a lease already gone: next round
+                    log.warning("could not renew a shared slot's lease (%s)", exc)
+            await asyncio.sleep(HEARTBEAT_S)
+        await self._heartbeat.clear()
+        self._keeper = None
+
+
+class _Heartbeat:
+    """This process's record of the leases it holds on one limit: a Prefect variable named
+    ``narrate-slots-<limit digest>-<holder>`` whose value is ``{"leases": [...], "beat": t}``."""
+
+    def __init__(self, limit_name: str) -> None:
+        self.prefix = f"narrate-slots-{hashlib.sha256(limit_name.encode()).hexdigest()[:8]}-"
+        self.name = self.prefix + uuid4().hex
+        self._written = False
+
+    async def beat(self, leases: list[UUID]) -> None:
+        from prefect.client.orchestration import get_client
+
+        body = {"name": self.name, "value": {"leases": [str(x) for x in leases], "beat": time.time()}}
+        try:
+            async with get_client() as client:
+                if self._written:
+                    await client.request("PATCH", "/variables/name/{name}", path_params={"name": self.name}, json=body)
+                else:
+                    await client.request("POST", "/variables/", json=body)
+                    self._written = True
+        except Exception as exc:
+            log.warning("could not record this process's shared slots (%s)", exc)
+
+    async def clear(self) -> None:
+        if not self._written:
+            return
+        from prefect.client.orchestration import get_client
+
+        self._written = False
+        try:
+            async with get_client() as client:
+                await client.request("DELETE", "/variables/name/{name}", path_params={"name": self.name})
+        except Exception as exc:
+            log.warning("could not clear this process's shared slot record (%s)", exc)
+
+    async def reclaim_dead(self) -> None:
+        """Return the leases of holders whose heartbeat stopped (killed without a goodbye)."""
+        from prefect.client.orchestration import get_client
+
+        try:
+            async with get_client() as client:
+                response = await client.request(
+                    "POST", "/variables/filter", json={"variables": {"name": {"like_": self.prefix}}, "limit": 200}
+                )
+                for record in response.json():
+                    if record["name"] != self.name and _stale(record.get("value")):
+                        for lease_id in record["value"].get("leases", []):
+                            with contextlib.suppress(Exception):  # expired or returned meanwhile
+                                await client.release_concurrency_slots_with_lease(UUID(lease_id))
+                        await client.request("DELETE", "/variables/name/{name}", path_params={"name": record["name"]})
+                        log.warning("returned the shared slots of a process that stopped without returning them")
+        except Exception as exc:
+            log.warning("could not look for abandoned shared slots (%s)", exc)
+
+
+def _stale(value: Any) -> bool:
+    return isinstance(value, dict) and time.time() - float(value.get("beat", 0)) > STALE_S

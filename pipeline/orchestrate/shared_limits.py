@@ -129,6 +129,10 @@ class SharedRequestGate:
     def __repr__(self) -> str:
         return f"SharedRequestGate({self.limits.concurrency_name}, {self.limits.rate_name})"
 
+    async def aclose(self) -> None:
+        """Return every concurrency slot this process still holds (the end of a run)."""
+        await self.slots.close()
+
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[None]:
         from prefect.concurrency.asyncio import rate_limit

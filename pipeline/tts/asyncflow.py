@@ -173,6 +173,10 @@ class AsyncFlowEngine:
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+        # A shared gate gives its cross-process slots back now rather than when leases end.
+        close_gate = getattr(self._request_gate, "aclose", None)
+        if close_gate is not None:
+            await close_gate()
 
     async def __aenter__(self) -> AsyncFlowEngine:
         return self
