@@ -58,9 +58,7 @@ class _Part:
     blocks: list[Block] = field(default_factory=list)
 
 
-def read_epub(
-    path: Path, *, display_name: str, keep_front_matter: bool = False, keep_notes: bool = False
-) -> Document:
+def read_epub(path: Path, *, display_name: str, keep_front_matter: bool = False, keep_notes: bool = False) -> Document:
     """Read an EPUB 2 or 3 file; InputError (one line naming ``display_name``) when it is
     not an EPUB, is damaged, is DRM-encrypted, or holds no text to read."""
     _check_archive(path, display_name)
@@ -84,12 +82,11 @@ def read_epub(
         seen.add(item.get_name())
         is_nav = isinstance(item, epub.EpubNav) or "nav" in (getattr(item, "properties", []) or [])
         linear_item = str(linear).lower() != "no"
+        _check_no_entities(item.get_name(), item.content, display_name)
         try:
             reader.read(item.get_name(), item.content, linear=linear_item, is_nav=is_nav)
         except RecursionError:
-            raise InputError(
-                f"{display_name}: {item.get_name()} is nested too deeply to read"
-            ) from None
+            raise InputError(f"{display_name}: {item.get_name()} is nested too deeply to read") from None
     return _build_document(reader.parts, book, display_name, reader.book_title)
 
 
@@ -184,9 +181,7 @@ def _guessed_kinds(segment: Segment, title: str | None, book_title: str | None) 
     return kinds
 
 
-def _add_segment(
-    parts: list[_Part], segment: Segment, href: str, nav_title: str | None, *, may_continue: bool
-) -> None:
+def _add_segment(parts: list[_Part], segment: Segment, href: str, nav_title: str | None, *, may_continue: bool) -> None:
     if not segment.blocks:
         return
     untitled = nav_title is None and not any(b.heading for b in segment.blocks)
@@ -196,9 +191,7 @@ def _add_segment(
     parts.append(_Part(href, nav_title, list(segment.blocks)))
 
 
-def _build_document(
-    parts: list[_Part], book: Any, display_name: str, title: str | None
-) -> Document:
+def _build_document(parts: list[_Part], book: Any, display_name: str, title: str | None) -> Document:
     text_pieces: list[str] = []
     length = 0
 
@@ -263,10 +256,47 @@ def _build_document(
 # --- the container ------------------------------------------------------------------------
 
 
+# An EPUB is a zip of XML from strangers, and the whole book is read into memory: caps on
+# what it may unpack to stop a zip bomb before a byte is inflated. A long novel's largest
+# XHTML file is a few MB and its whole archive rarely 100 MB (with images); text compresses
+# about 3-10x, so a file inflating over 200x its stored size is made to explode, not to read.
+MAX_ENTRY_BYTES = 64 * 2**20
+MAX_TOTAL_BYTES = 1024 * 2**20
+MAX_RATIO = 200
+_RATIO_FLOOR_BYTES = 2**20  # small files may compress as well as they like
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+def _check_sizes(archive: zipfile.ZipFile, name: str) -> None:
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.file_size > MAX_ENTRY_BYTES:
+            raise InputError(
+                f"{name}: {info.filename} unpacks to {info.file_size / 2**20:.0f} MB, more than the "
+                f"{MAX_ENTRY_BYTES // 2**20} MB narrate reads from one file of a book"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
+            raise InputError(
+                f"{name}: {info.filename} inflates {ratio:.0f} times its stored size (a zip bomb?); not read"
+            )
+    if total > MAX_TOTAL_BYTES:
+        raise InputError(f"{name}: unpacks to {total / 2**20:.0f} MB, more than {MAX_TOTAL_BYTES // 2**20} MB")
+
+
+def _check_no_entities(href: str, content: bytes, name: str) -> None:
+    """XHTML in an EPUB has no business declaring entities; the declarations are how entity
+    bombs and external entities (local files) get in, so a document with one is refused."""
+    if _ENTITY_DECLARATION.search(content):
+        raise InputError(f"{name}: {href} declares XML entities (<!ENTITY>), which narrate does not read")
+
+
 def _check_archive(path: Path, name: str) -> None:
     """Fail with one clear line for what is not a readable EPUB at all."""
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_sizes(archive, name)
             names = set(archive.namelist())
             if "META-INF/container.xml" not in names:
                 raise InputError(f"{name}: not an EPUB (no META-INF/container.xml)")
