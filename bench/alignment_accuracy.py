@@ -1,6 +1,7 @@
 """How accurate are the word times in alignment.json, measured independently of our arithmetic?
 
-Runs a manuscript through the real stages (text preparation, the local espeak-ng engine, the
+Runs a manuscript through the real stages (text preparation, the local espeak-ng engine or,
+with ``--engine piper``, the Piper voice, the
 render stage with its assembly, mastering, subtitles and alignment.json; no Prefect) and then
 finds out, for every word, when it really starts in the chapter file alignment.json points at,
 without using any of our timing code:
@@ -17,7 +18,7 @@ Reference start = chunk position + aligner start. It also reports the two halves
 against the aligner's), the share of subtitle cues within the style limits (``cue_stats``),
 and the alignment quality check (words whose span holds speech).
 
-    .venv/bin/python -m bench.alignment_accuracy [--alice] [--no-append]
+    .venv/bin/python -m bench.alignment_accuracy [--alice] [--manuscript PATH] [--engine local|piper] [--no-append]
 
 Prints the figures and appends them to bench/RESULTS.md with the date and the machine.
 """
@@ -74,7 +75,15 @@ class WordErrors:
     engine: list[int]
 
 
-def run_book(manuscript: Path, work: Path, cache_dir: Path) -> tuple[list[SynthesizedChunk], dict[str, Any]]:
+ENGINES = {
+    "local": {"kind": "local", "voice": "en-us", "sample_rate": 24000},
+    "piper": {"kind": "piper", "voice": "en_US-joe-medium", "sample_rate": 22050},
+}
+
+
+def run_book(
+    manuscript: Path, work: Path, cache_dir: Path, engine: str = "local"
+) -> tuple[list[SynthesizedChunk], dict[str, Any]]:
     """The real stages up to the finished outputs in ``work/out``: (chunks, what render made)."""
     work.mkdir(parents=True, exist_ok=True)
     job_path = work / "job.yaml"
@@ -83,7 +92,7 @@ def run_book(manuscript: Path, work: Path, cache_dir: Path) -> tuple[list[Synthe
             {
                 "name": "accuracy",
                 "input": {"files": [str(manuscript)]},
-                "engine": {"kind": "local", "voice": "en-us", "sample_rate": 24000},
+                "engine": ENGINES[engine],
                 "audio": {"formats": ["wav"], "loudness": "audiobook"},
                 "outputs": {"subtitles": ["srt"], "alignment": True, "book_file": False},
                 "output_dir": str(work / "out"),
@@ -192,11 +201,11 @@ def _timelines(doc: dict[str, Any], out: Path) -> list[tuple[ChapterTimeline, Pa
     return result
 
 
-def measure(manuscript: Path, work: Path, cache_dir: Path) -> dict[str, Any]:
+def measure(manuscript: Path, work: Path, cache_dir: Path, engine: str = "local") -> dict[str, Any]:
     """Every figure for one manuscript (see the module docstring)."""
     started = time.perf_counter()
     load = os.getloadavg()[0]
-    chunks, render = run_book(manuscript, work, cache_dir)
+    chunks, render = run_book(manuscript, work, cache_dir, engine)
     built = time.perf_counter()
     out: Path = render["out"]
     doc = json.loads((out / "alignment.json").read_text(encoding="utf-8"))
@@ -208,6 +217,7 @@ def measure(manuscript: Path, work: Path, cache_dir: Path) -> dict[str, Any]:
         measure_chapter(chapter, items, render["cache"], out, aligner, errors, counts)
     return {
         "manuscript": manuscript.name,
+        "engine": engine,
         "words": sum(len(c["words"]) for c in doc["chapters"]),
         "audio_s": round(sum(c["duration_ms"] for c in doc["chapters"]) / 1000, 1),
         **counts,
@@ -230,7 +240,8 @@ def _markdown(result: dict[str, Any], command: str) -> str:
     )
     e, s, g, c = result["word_start_error"], result["stitching_only"], result["engine_vs_aligner"], result["cues"]
     lines = [
-        f"## alignment_accuracy: {result['manuscript']}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}",
+        f"## alignment_accuracy: {result['manuscript']} ({result['engine']} engine), "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}",
         "",
         f"{result['words']} words, {result['audio_s']} s of audio, {result['chunks']} chunks "
         f"({result['chunks_not_found']} not found, {result['chunks_not_aligned']} not aligned); "
@@ -261,12 +272,14 @@ def main() -> None:
     parser.add_argument("--alice", action="store_true", help=f"also measure {ALICE}")
     parser.add_argument("--no-append", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--cache", type=Path, default=REPO / ".narrate-cache", help="chunk cache (default: the repo's)")
+    parser.add_argument("--manuscript", type=Path, action="append", help="measure this file instead of the demo")
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="local")
     args = parser.parse_args()
-    books = [DEMO] + ([ALICE] if args.alice else [])
+    books = [p.resolve() for p in args.manuscript or [DEMO]] + ([ALICE] if args.alice else [])
     command = " ".join([".venv/bin/python -m bench.alignment_accuracy", *sys.argv[1:]])
     for manuscript in books:
         with tempfile.TemporaryDirectory(prefix="narrate-accuracy-") as tmp:
-            result = measure(manuscript, Path(tmp), args.cache)
+            result = measure(manuscript, Path(tmp), args.cache, args.engine)
         text = _markdown(result, command)
         print(text)
         print(json.dumps(result, indent=1))

@@ -159,11 +159,12 @@ def to_ids(phonemes: Sequence[tuple[str, int]], id_map: dict[str, list[int]]) ->
     ids.extend(id_map[EOS])
     owners.extend([NO_WORD] * len(id_map[EOS]))
     # A space between two words (and its pad) is not a pause in connected speech: the model
-    # spends those frames moving into the next word, so they start it.
+    # spends those frames moving into the next word, so they start it. After punctuation the
+    # space is where the model pauses, and stays nobody's.
     space = id_map.get(" ")
     if space:
         for i in range(len(ids) - 2, 0, -1):
-            if ids[i] == space[0] and owners[i] == NO_WORD:
+            if ids[i] == space[0] and owners[i] == NO_WORD and owners[i - 1] != NO_WORD:
                 after = i + len(space) + len(id_map[PAD])
                 if after < len(ids) and owners[after] != NO_WORD:
                     owners[i:after] = [owners[after]] * (after - i)

