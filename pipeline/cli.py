@@ -57,9 +57,15 @@ def _confirm(question: str) -> bool:
 def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.config import load_job
     from pipeline.prepare import prepare_book
+    from pipeline.publish.preflight import preflight
 
     job = load_job(args.job)
     book = prepare_book(job)
+    report = preflight(job, book)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+        return 0
+    print("\n".join(report.lines()))
     print(f"{args.job}: ok ({len(book.chapters)} chapters, {len(book.chunks)} chunks)")
     return 0
 
@@ -105,13 +111,16 @@ def _identity_only_engine(cfg: Any) -> Any:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from pipeline.config import load_job
     from pipeline.prepare import prepare_book
+    from pipeline.publish.preflight import preflight
 
     job = load_job(args.job)
-    est = _estimate(job, prepare_book(job))
+    book = prepare_book(job)
+    est = _estimate(job, book)
+    report = preflight(job, book)
     if args.json:
-        print(json.dumps(est.to_dict(), indent=1))
+        print(json.dumps({**est.to_dict(), "preflight": report.to_dict()}, indent=1, ensure_ascii=False))
     else:
-        print("\n".join(est.lines()))
+        print("\n".join(report.lines() + est.lines()))
     return 0
 
 
@@ -140,7 +149,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_writable_folder(job.cache_dir, "cache_dir")
     est = _estimate(job, book)
     if not args.quiet:
-        print("\n".join(est.lines()), file=sys.stderr)
+        from pipeline.publish.preflight import preflight
+
+        print("\n".join(preflight(job, book).lines() + est.lines()), file=sys.stderr)
     limit = job.config.limits.max_cost_usd
     if limit is not None and est.cost_usd_remaining > limit and not args.yes:
         question = (
@@ -332,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a job and its manuscripts without running it")
     val.add_argument("job")
+    val.add_argument("--json", action="store_true", help="the chapter table and warnings as JSON")
     est = sub.add_parser("estimate", help="characters, chunks, requests, duration and cost of a job")
     est.add_argument("job")
     est.add_argument("--json", action="store_true")

@@ -37,6 +37,18 @@ class InputConfig(_Strict):
         default=False, description="EPUB: keep cover, title page, table of contents, copyright"
     )
     keep_notes: bool = Field(default=False, description="EPUB: keep footnotes and endnotes")
+    keep_gutenberg: bool = Field(
+        default=False,
+        description="Plain text: keep Project Gutenberg's header and licence (the lines outside its "
+        "'*** START OF' / '*** END OF' markers); in an EPUB they are front matter (keep_front_matter)",
+    )
+    heading_only: Literal["merge", "keep", "skip"] = Field(
+        default="merge",
+        description=(
+            "A chapter that is only a heading (a part's title page): merge it into the next chapter "
+            "(its heading is spoken first), keep it as a chapter of its own, or skip it"
+        ),
+    )
     encoding: str = Field(default="utf-8", description="Text encoding of .txt/.md files")
     watch: bool = Field(
         default=False,
@@ -209,6 +221,38 @@ class ScheduleConfig(_Strict):
         return self
 
 
+class MetadataConfig(_Strict):
+    """What the files say about the book; every key overrides what the EPUB's OPF says."""
+
+    title: str | None = None
+    subtitle: str | None = None
+    authors: list[str] | None = Field(default=None, description="Default: the EPUB's creators with the author role")
+    narrator: str | None = Field(default=None, description="Default: the voice's name")
+    publisher: str | None = None
+    year: int | None = Field(default=None, ge=0, le=9999)
+    language: str | None = None
+    description: str | None = None
+    series: str | None = None
+    series_position: float | None = Field(default=None, ge=0)
+    genre: str | None = Field(default=None, description="Default: the EPUB's first subject")
+    isbn: str | None = Field(default=None, pattern=r"^[0-9Xx -]{10,17}$")
+    copyright: str | None = Field(default=None, description="Default: the EPUB's dc:rights")
+    cover: str | None = Field(
+        default=None, description="JPEG or PNG, relative to the job file; default: the EPUB's cover image"
+    )
+
+
+StoreName = Literal["acx", "apple", "google", "audiobookshelf", "podcast"]
+
+
+class DeliveryConfig(_Strict):
+    store: StoreName = Field(description="The store whose rules the package is rendered and checked against")
+    credits: bool = Field(default=True, description="Speak opening and closing credits made from the metadata")
+    sample_minutes: float = Field(
+        default=3.0, ge=0.5, le=5.0, description="Length of the retail sample cut from the first chapter"
+    )
+
+
 class JobConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
     title: str | None = None
@@ -222,6 +266,16 @@ class JobConfig(_Strict):
     output_dir: str | None = Field(default=None, description="Default out/<name>, relative to the job file")
     cache_dir: str = Field(default=".narrate-cache", description="Relative to the job file")
     schedule: ScheduleConfig | None = None
+    metadata: MetadataConfig = Field(default_factory=MetadataConfig)
+    delivery: DeliveryConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _delivery_settings(cls, data: Any) -> Any:
+        # A store profile decides the audio it needs; the job's own settings must not contradict it.
+        from pipeline.publish.stores import apply_store_settings
+
+        return apply_store_settings(data)
 
     @field_validator("input")
     @classmethod
@@ -392,6 +446,8 @@ def _known_keys() -> set[str]:
         DatasetConfig,
         DatasetSplit,
         ScheduleConfig,
+        MetadataConfig,
+        DeliveryConfig,
     ):
         keys.update(model.model_fields)
     return keys | _extra_keys_seen()

@@ -8,15 +8,17 @@ reading the input files.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pipeline.config import Job
 from pipeline.models import Chapter, Chunk, Document, Paragraph, Sentence, Word
+from pipeline.publish.metadata import BookMetadata, resolve_metadata
 from pipeline.text.chunking import chunk_document
 from pipeline.text.lexicon import Lexicon
 from pipeline.text.normalize import extract_breaks, normalize_words
 from pipeline.text.readers import read_manuscript
 from pipeline.text.select import select_chapters
+from pipeline.text.structure import HeadingOnly, apply_heading_only_rule
 
 WordsFn = Callable[[Sequence[Word]], tuple[Word, ...]]
 
@@ -30,6 +32,8 @@ class PreparedBook:
     chapters: tuple[Chapter, ...]  # book order; chunk.chapter indexes into this
     chunks: tuple[Chunk, ...]
     lexicon_version: str
+    metadata: BookMetadata | None = None
+    heading_only: tuple[HeadingOnly, ...] = field(default=())  # what input.heading_only did
 
     def chunks_of(self, chapter: int) -> list[Chunk]:
         return [c for c in self.chunks if c.chapter == chapter]
@@ -66,9 +70,19 @@ def prepare_book(job: Job) -> PreparedBook:
                 encoding=cfg.input.encoding,
                 keep_front_matter=cfg.input.keep_front_matter,
                 keep_notes=cfg.input.keep_notes,
+                keep_heading_only=True,
+                keep_gutenberg=cfg.input.keep_gutenberg,
             )
         )
-    language = cfg.engine.language or next((d.language for d in documents if d.language), None)
+    epubs = [p for p in job.input_files() if p.suffix.lower() == ".epub"]
+    metadata = resolve_metadata(
+        cfg,
+        job_base=job.base,
+        epubs=epubs,
+        fallback_title=next((d.title for d in documents if d.title), None) or cfg.name,
+        fallback_author=next((d.author for d in documents if d.author), None),
+    )
+    language = cfg.engine.language or metadata.language
     lexicon = Lexicon.from_config(cfg.text, base_dir=job.base)
 
     def spoken(words: Sequence[Word], *, heading: bool) -> tuple[Word, ...]:
@@ -80,6 +94,7 @@ def prepare_book(job: Job) -> PreparedBook:
     chapters: list[Chapter] = []
     for doc in documents:
         chapters.extend(doc.chapters)
+    chapters, heading_only = apply_heading_only_rule(chapters, cfg.input.heading_only)
     chapters = select_chapters(chapters, cfg.input.chapters)
     chapters = [
         map_chapter_words(
@@ -92,14 +107,14 @@ def prepare_book(job: Job) -> PreparedBook:
     # A chapter with a heading but no text (a part title page) has nothing to narrate on its own.
     chapters = [ch for ch in chapters if ch.paragraphs]
     chunks = chunk_document(chapters, max_chars=cfg.text.max_chars, read_titles=cfg.input.read_titles)
-    title = cfg.title or next((d.title for d in documents if d.title), None) or cfg.name
-    author = cfg.author or next((d.author for d in documents if d.author), None)
     return PreparedBook(
-        title=title,
-        author=author,
+        title=metadata.title,
+        author=metadata.author,
         language=language,
         documents=tuple(documents),
         chapters=tuple(chapters),
         chunks=tuple(chunks),
         lexicon_version=lexicon.version,
+        metadata=metadata,
+        heading_only=tuple(heading_only),
     )

@@ -58,9 +58,18 @@ class _Part:
     blocks: list[Block] = field(default_factory=list)
 
 
-def read_epub(path: Path, *, display_name: str, keep_front_matter: bool = False, keep_notes: bool = False) -> Document:
+def read_epub(
+    path: Path,
+    *,
+    display_name: str,
+    keep_front_matter: bool = False,
+    keep_notes: bool = False,
+    keep_heading_only: bool = False,
+) -> Document:
     """Read an EPUB 2 or 3 file; InputError (one line naming ``display_name``) when it is
-    not an EPUB, is damaged, is DRM-encrypted, or holds no text to read."""
+    not an EPUB, is damaged, is DRM-encrypted, or holds no text to read. A heading with
+    nothing under it (a part's title page) is no chapter unless ``keep_heading_only``: then
+    it is a chapter without paragraphs, for ``structure.apply_heading_only_rule`` to handle."""
     _check_archive(path, display_name)
     book = _load(path, display_name)
     entries, landmarks = _navigation(book, display_name)
@@ -87,7 +96,7 @@ def read_epub(path: Path, *, display_name: str, keep_front_matter: bool = False,
             reader.read(item.get_name(), item.content, linear=linear_item, is_nav=is_nav)
         except RecursionError:
             raise InputError(f"{display_name}: {item.get_name()} is nested too deeply to read") from None
-    return _build_document(reader.parts, book, display_name, reader.book_title)
+    return _build_document(reader.parts, book, display_name, reader.book_title, keep_heading_only)
 
 
 @dataclass
@@ -191,7 +200,9 @@ def _add_segment(parts: list[_Part], segment: Segment, href: str, nav_title: str
     parts.append(_Part(href, nav_title, list(segment.blocks)))
 
 
-def _build_document(parts: list[_Part], book: Any, display_name: str, title: str | None) -> Document:
+def _build_document(
+    parts: list[_Part], book: Any, display_name: str, title: str | None, keep_heading_only: bool = False
+) -> Document:
     text_pieces: list[str] = []
     length = 0
 
@@ -212,7 +223,7 @@ def _build_document(parts: list[_Part], book: Any, display_name: str, title: str
         if heading_count == 0 and part.title and _plain(part.blocks[0].text) == _plain(part.title):
             heading_count = 1  # a title set as a plain paragraph is still the heading
         body = part.blocks[heading_count:]
-        if not body:
+        if not body and not (keep_heading_only and heading_count):
             continue  # a heading with nothing under it (a part's title page): no chapter
         heading_spans = [place(b.text) for b in part.blocks[:heading_count]]
         body_spans = [(*place(b.text), i > 0 and b.scene_break_before) for i, b in enumerate(body)]
@@ -238,7 +249,7 @@ def _build_document(parts: list[_Part], book: Any, display_name: str, title: str
                 heading=Sentence(heading_words) if heading_words else None,
             )
         )
-    if not chapters:
+    if not any(chapter.paragraphs for chapter in chapters):
         raise InputError(
             f"{display_name}: no chapter with text to read (front matter and notes are skipped "
             "unless input.keep_front_matter / input.keep_notes are set)"

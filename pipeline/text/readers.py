@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 from pipeline.models import Document
+from pipeline.text.gutenberg import gutenberg_body_blocks
 from pipeline.text.markdown import parse_markdown
 from pipeline.text.structure import Block, BlockKind, build_chapters
 
@@ -53,12 +54,16 @@ def read_manuscript(
     encoding: str = "utf-8",
     keep_front_matter: bool = False,
     keep_notes: bool = False,
+    keep_heading_only: bool = False,
+    keep_gutenberg: bool = True,
 ) -> Document:
     """Read a .txt, .md/.markdown or .epub manuscript; raises InputError naming ``path``.
 
     ``display_name`` is the path as the job gives it (``Document.path``, ``Chapter.source``).
     ``keep_front_matter`` only concerns EPUB; ``keep_notes`` keeps EPUB notes and Markdown
-    footnote definitions (read where they are written)."""
+    footnote definitions (read where they are written). ``keep_heading_only`` keeps EPUB
+    headings with nothing under them as empty chapters (text readers always do);
+    ``keep_gutenberg=False`` drops a plain text's Project Gutenberg header and licence."""
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a manuscript file")
     suffix = path.suffix.lower()
@@ -72,6 +77,7 @@ def read_manuscript(
             display_name=display_name,
             keep_front_matter=keep_front_matter,
             keep_notes=keep_notes,
+            keep_heading_only=keep_heading_only,
         )
     if suffix not in TEXT_SUFFIXES | MARKDOWN_SUFFIXES:
         raise InputError(
@@ -97,6 +103,8 @@ def read_manuscript(
         )
     else:
         blocks = plain_text_blocks(text)
+        if not keep_gutenberg:
+            blocks = gutenberg_body_blocks(text, blocks)
         document = Document(
             path=display_name,
             text=text,

@@ -7,10 +7,10 @@ same thing whichever format a manuscript is written in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
-from pipeline.models import Chapter, Paragraph, Sentence
+from pipeline.models import Chapter, Paragraph, Sentence, Word
 from pipeline.text.segment import segment_paragraph, tokenize
 
 
@@ -104,3 +104,81 @@ def _close(chapter: _OpenChapter, finished: list[_OpenChapter]) -> None:
 def _heading_sentence(text: str, block: Block) -> Sentence | None:
     words = tokenize(text, block.start, block.end)
     return Sentence(words) if words else None
+
+
+# --- chapters that are only a heading -------------------------------------------------------
+
+HEADING_ONLY_PAUSE = "<break time='700ms'/>"  # between a merged part title and the chapter's own
+
+
+@dataclass(frozen=True, slots=True)
+class HeadingOnly:
+    """What was done with a chapter that is only a heading (``input.heading_only``)."""
+
+    title: str
+    source: str
+    action: str  # "merged" | "kept" | "skipped"
+    into: str | None = None  # the chapter it was merged into
+
+    def describe(self) -> str:
+        if self.action == "merged":
+            return f"'{self.title}' is only a heading: merged into '{self.into}' (spoken before its title)"
+        if self.action == "kept":
+            return f"'{self.title}' is only a heading: kept as a chapter of its own (its title is its text)"
+        return f"'{self.title}' is only a heading: skipped"
+
+
+def is_heading_only(chapter: Chapter) -> bool:
+    return chapter.heading is not None and not any(p.sentences for p in chapter.paragraphs)
+
+
+def apply_heading_only_rule(chapters: Iterable[Chapter], rule: str) -> tuple[list[Chapter], list[HeadingOnly]]:
+    """Chapters with the heading-only ones merged into the next chapter (``merge``), turned into
+    a chapter whose one paragraph is the heading (``keep``), or dropped (``skip``); a lone
+    heading at the very end has nothing to merge into and is skipped. Chapters with neither
+    heading nor text are dropped, as before. Returns the chapters and what was done."""
+    out: list[Chapter] = []
+    notes: list[HeadingOnly] = []
+    pending: list[Chapter] = []  # heading-only chapters waiting for the next real one
+    for chapter in chapters:
+        if is_heading_only(chapter):
+            assert chapter.heading is not None
+            if rule == "keep":
+                notes.append(HeadingOnly(chapter.title, chapter.source, "kept"))
+                out.append(replace(chapter, paragraphs=(Paragraph((chapter.heading,)),), heading=None))
+            elif rule == "merge":
+                pending.append(chapter)
+            else:
+                notes.append(HeadingOnly(chapter.title, chapter.source, "skipped"))
+            continue
+        if not any(p.sentences for p in chapter.paragraphs):
+            continue
+        if pending and _document_of(pending[0]) != _document_of(chapter):
+            # offsets index one document's text: a heading never moves to another file
+            notes.extend(HeadingOnly(p.title, p.source, "skipped") for p in pending)
+            pending = []
+        if pending:
+            chapter = _merge_headings(pending, chapter)
+            notes.extend(HeadingOnly(p.title, p.source, "merged", chapter.title) for p in pending)
+            pending = []
+        out.append(chapter)
+    notes.extend(HeadingOnly(p.title, p.source, "skipped") for p in pending)
+    return out, notes
+
+
+def _document_of(chapter: Chapter) -> str:
+    return chapter.source.split("#", 1)[0]
+
+
+def _merge_headings(leading: list[Chapter], chapter: Chapter) -> Chapter:
+    """``chapter`` with the headings of ``leading`` spoken before its own, a pause after each.
+    Word offsets are kept: both come from the same document."""
+    words: list[Word] = []
+    for lead in leading:
+        assert lead.heading is not None
+        heading_words = list(lead.heading.words)
+        last = heading_words[-1]
+        heading_words[-1] = last.with_spoken(last.spoken + HEADING_ONLY_PAUSE)
+        words.extend(heading_words)
+    own = chapter.heading.words if chapter.heading is not None else ()
+    return replace(chapter, heading=Sentence((*words, *own)))
