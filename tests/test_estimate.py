@@ -106,6 +106,7 @@ def test_estimate_command_needs_no_key_and_contacts_nothing(
     job = _job(tmp_path, engine=ASYNCFLOW)  # base_url points at a closed port
     assert main(["estimate", str(job), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    assert data.pop("preflight")["chapters"]  # the structure pre-flight rides along
     assert data == _estimate(job)[0].to_dict()
     assert main(["estimate", str(job)]) == 0
     text = capsys.readouterr().out
