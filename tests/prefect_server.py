@@ -128,8 +128,15 @@ class Api:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         # A loaded machine makes the server's SQLite database briefly busy, which it answers
         # with 503: that is the server asking us to come back, not a failure of what we test.
-        for _ in range(20):
-            response = self.http.request(method, path, **kwargs)
+        for attempt in range(20):
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.TimeoutException:
+                # The same, when the server is too busy to answer in time: a read is safe to
+                # ask again (a POST is not: it may have been done).
+                if method != "GET" or attempt == 19:
+                    raise
+                continue
             if response.status_code != 503:
                 break
             time.sleep(1)
