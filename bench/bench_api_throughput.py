@@ -164,21 +164,20 @@ def judge(prepared: PreparedCase, narrate: ClientRun, baseline: ClientRun, work:
             f"  - why: the bare script bursts. The emulator counts its per-minute limit over a sliding "
             f"60 s window, so a client that sends as fast as its in-flight limit allows gets a whole "
             f"minute's quota in the first seconds, then waits out 429s ({baseline.clock.rejected_429} here). "
-            f"narrate spaces request starts evenly (pipeline/tts/limits.py: GCRA without burst), which "
-            f"never provokes a 429 but gives up that first burst, worth up to a minute of requests. Fix: "
-            f"a sliding-log limiter on the client (start a request whenever fewer than rpm starts fell in "
-            f"the last 60 s plus the safety margin) would keep zero 429s and take the burst too."
+            f"narrate's client keeps a sliding log of its request starts (pipeline/tts/limits.py), which "
+            f"takes that burst without provoking a 429; what remains is start-up and finish."
         )
     if wall_ratio > TARGET_WALL_RATIO:
         extra = narrate.startup_s - baseline.startup_s
         lines.append(
             f"  - why: `narrate run` spends {narrate.startup_s:.1f} s before its first request (reading and "
-            f"chunking the manuscript, starting Prefect's embedded server, the key and voice checks) against "
+            f"chunking the manuscript, imports, the key and voice checks; no Prefect server is configured, so "
+            f"none is started) against "
             f"{baseline.startup_s:.1f} s for the script, and {narrate.tail_s:.1f} s after its last response "
             f"(assembling the chapters, alignment.json, report) against {baseline.tail_s:.1f} s. That fixed "
             f"{extra + narrate.tail_s - baseline.tail_s:.1f} s is what a short job cannot hide; it shrinks "
-            f"relative to longer jobs. Most of the start is importing Prefect and starting its embedded "
-            f"server; a Prefect server kept running (PREFECT_API_URL) saves the server start."
+            f"relative to longer jobs. After the last response the render stage assembles every chapter "
+            f"and writes alignment.json and the report on one core."
         )
     return lines
 
