@@ -93,7 +93,10 @@ def render_stage(
     job: Job, book: PreparedBook, synthesis: SynthesisResult, output_dir: Path
 ) -> RenderResult | NarrateError:
     try:
-        return Renderer(job.config, book, ChunkCache(job.cache_dir), output_dir).render(synthesis.chunks)
+        from pipeline.publish.stage import publish_outputs
+
+        result = Renderer(job.config, book, ChunkCache(job.cache_dir), output_dir).render(synthesis.chunks)
+        return publish_outputs(job, book, result, output_dir)
     except NarrateError as exc:
         return exc
 
