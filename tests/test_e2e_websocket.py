@@ -79,6 +79,11 @@ def words_of(out: Path) -> list[list[str]]:
     return [[w["text"] for w in c["words"]] for c in chapters]
 
 
+def starts_of(out: Path) -> list[int]:
+    chapters = json.loads((out / "alignment.json").read_text())["chapters"]
+    return [w["start_ms"] for c in chapters for w in c["words"]]
+
+
 def subtitle_words(out: Path) -> list[str]:
     cues = srt.parse(next(out.glob("*.srt")).read_text(encoding="utf-8"))
     return " ".join(c.content for c in cues).split()
@@ -109,7 +114,12 @@ def test_websocket_run_writes_what_the_http_run_writes(
     assert set(stats["synth_successes"].values()) == {1}
     report = json.loads((ws_out / "report.json").read_text())
     assert report["requests"]["transport"] == "websocket"
-    assert report["requests"]["timings_source"] in ("estimated", "forced_alignment")
+    assert report["requests"]["timings_source"] == "forced_alignment"
+    assert report["requests"]["timings_by_source"] == {"forced_alignment": report["chunks_synthesized"]}
+    # Timings from aligning the received audio are close to the API's own timestamps.
+    ws_words, http_words = starts_of(ws_out), starts_of(http_out)
+    errors = [abs(a - b) for a, b in zip(ws_words, http_words, strict=True)]
+    assert float(np.median(errors)) <= 40, float(np.median(errors))
     assert report["requests"]["groups_confirmed"] == report["chunks_synthesized"] == len(stats["synth_successes"])
     assert report["requests"]["first_audio_s"] > 0
 
@@ -167,3 +177,22 @@ def test_a_killed_run_resumes_without_asking_for_finished_groups(
     assert sum(after.values()) - heard == total - len(before)
     assert len(after) == total and max(after.values()) <= 2
     assert KEY.encode() not in child_err and KEY not in err
+
+
+def test_an_exhausted_quota_stops_the_run_and_keeps_what_was_heard(
+    tmp_path: Path, env: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.configure(monthly_chars=300, concurrency=1)
+    path = job(tmp_path, env, "quota", "websocket", limits={"max_concurrency": 1})
+    code, err = run(capsys, path)
+    assert code == 1
+    assert "monthly character quota" in err and KEY not in err
+    kept = cache_keys(tmp_path / "cache")
+    assert kept and set(env.stats()["synth_successes"].values()) == {1}
+    heard = sum(env.stats()["synth_successes"].values())
+    env.configure(monthly_chars=None)
+    code, err = run(capsys, path)
+    assert code == 0, err
+    # The second run asked only for what the first could not pay for.
+    assert sum(env.stats()["synth_successes"].values()) - heard == len(cache_keys(tmp_path / "cache")) - len(kept)
+    assert set(env.stats()["synth_successes"].values()) == {1}

@@ -17,8 +17,9 @@ stall (no frame for ``limits.timeout_s``) costs only the group being heard: the 
 on over a new socket from that group, after a backoff; a group that fails ``limits.retries``
 times fails alone. A fatal error (key, voice, quota) fails every waiting chunk.
 
-Word timings: the WebSocket returns none. ``timings_source`` in the stats says where they come
-from (see :mod:`pipeline.tts.ws_timings`).
+Word timings: the WebSocket returns none; they come from forced alignment of each group's
+audio against its words (:mod:`pipeline.tts.ws_timings`). The stats say where they came from:
+``timings_source`` (what this run uses) and ``timings_by_source`` (groups per source).
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ from pipeline.tts.ws_client import WsSession
 from pipeline.tts.ws_timings import timings_for, timings_source
 
 # A group's audio is over when no frame came for this long (and it is long enough).
-QUIET_S = 0.4
+QUIET_S = 0.25
 # ...long enough: at least this share of the chapter's speaking rate so far (ms per character).
 PLAUSIBLE_SHARE = 0.6
 # The rate assumed before any group is heard: about 15 characters a second.
 PRIOR_MS_PER_CHAR = 65.0
+DRAIN_S = 0.05
 KEEPALIVE_S = 10.0
 RATE_MIN_CHARS = 30
 _CHUNK_ID = re.compile(r"^c(\d+)-(\d+)$")
@@ -66,7 +68,8 @@ class WsEngineStats:
     """Counters for report.json (``requests``)."""
 
     transport: str = "websocket"
-    timings_source: str = ""
+    timings_source: str = ""  # what the timings come from when alignment succeeds
+    timings_by_source: dict[str, int] = field(default_factory=dict)  # groups per source, this run
     requests: int = 0  # sockets opened
     contexts: int = 0
     retries: int = 0
@@ -139,6 +142,7 @@ class WebSocketEngine:
         self._chapters: dict[int, _Chapter] = {}
         self._fatal: FatalEngineError | None = None
         self._started: float | None = None
+        self._aligning: set[asyncio.Task[None]] = set()
         self.stats = WsEngineStats(timings_source=timings_source())
 
     def __repr__(self) -> str:
@@ -147,7 +151,11 @@ class WebSocketEngine:
 
     def identity(self) -> dict[str, Any]:
         # Another transport's audio is another performance (and raw PCM): its own cache entries.
-        return asyncflow_identity(self._engine) | {"transport": "websocket", "container": "raw"}
+        return asyncflow_identity(self._engine) | {
+            "transport": "websocket",
+            "container": "raw",
+            "timings": timings_source(),
+        }
 
     async def check(self) -> None:
         await self._http.check()
@@ -259,7 +267,10 @@ class WebSocketEngine:
                 await session.send({"context_id": context_id, "close_context": True, "transcript": ""}, context)
             pcm, final = await self._hear(chapter, session, group, context_id, expect_final=last)
             heapq.heappop(chapter.pending)
-            await self._confirm(chapter, group, pcm)
+            # Aligned while the next group is heard: the socket never waits for the aligner.
+            task = self._confirm(chapter, group, pcm)
+            self._aligning.add(task)
+            task.add_done_callback(self._aligning.discard)
             if final:
                 return
         # More groups arrived after this run began; they were sent on this context: close it.
@@ -289,9 +300,16 @@ class WebSocketEngine:
                 if now - last_frame >= self._limits.timeout_s:
                     raise ServerError(f"{context}: no audio for {self._limits.timeout_s:g} s (the WebSocket stalled)")
                 if pcm and not expect_final and now - last_frame >= QUIET_S and self._ms(pcm) >= needed_ms:
-                    return bytes(pcm), False
-                continue
+                    # A busy event loop can fire the timer before reading frames that already
+                    # arrived: one more short look before calling the group complete.
+                    late = await session.recv(DRAIN_S, context)
+                    if late is None:
+                        return bytes(pcm), False
+                    got = late
+                else:
+                    continue
             frame_context, data, final = got
+            now = time.monotonic()
             if frame_context != context_id:
                 continue  # a frame of an earlier context of this socket
             last_frame = now
@@ -310,13 +328,23 @@ class WebSocketEngine:
     def _ms(self, pcm: bytearray | bytes) -> float:
         return len(pcm) / 2 * 1000 / self._engine.sample_rate
 
-    async def _confirm(self, chapter: _Chapter, group: _Group, pcm: bytes) -> None:
+    def _confirm(self, chapter: _Chapter, group: _Group, pcm: bytes) -> asyncio.Task[None]:
+        """Count the group's speaking rate now; align it (and hand it over) on a task."""
         samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], "<i2").astype(np.int16)
         if len(group.transcript) >= RATE_MIN_CHARS:  # a heading's pauses would skew the rate
             chapter.heard_ms += self._ms(pcm)
             chapter.heard_chars += len(group.transcript)
+        return asyncio.create_task(self._align(group, samples))
+
+    async def _align(self, group: _Group, samples: np.ndarray) -> None:
         rate = self._engine.sample_rate
-        timings = await asyncio.to_thread(timings_for, group.words, samples, rate)
+        try:
+            timings, source = await asyncio.to_thread(timings_for, group.words, samples, rate)
+        except Exception as exc:  # the chunk fails alone, never waits forever
+            if not group.future.done():
+                group.future.set_exception(EngineError(f"chunk {group.chunk_id}: word timings failed ({exc})"))
+            return
+        self.stats.timings_by_source[source] = self.stats.timings_by_source.get(source, 0) + 1
         self.stats.groups_confirmed += 1
         if not group.future.done():
             group.future.set_result(ChunkAudio(samples, rate, timings))
