@@ -12,7 +12,22 @@ from pipeline.tts.ws_timings import ALIGNED, ESTIMATED, timings_for
 
 pytestmark = pytest.mark.slow  # loads the acoustic model
 
-WORDS = "The keeper wrote in his ledger every night, and Coastguard Quillby read it twice.".split()
+WORDS = [
+    "The",
+    "keeper",
+    "wrote",
+    "in",
+    "his",
+    "ledger",
+    "every",
+    "night,",
+    "and",
+    "Coastguard",
+    "Quillby",
+    "read",
+    "it",
+    "twice.",
+]
 
 
 def test_word_starts_match_the_engines_word_events() -> None:
