@@ -23,10 +23,17 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The browser the review page's tests drive: Debian's chromium (Playwright never downloads one).
+# Installed once, as CI runs `make test` as root on a clean machine; the tests fail without it.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y --no-install-recommends chromium
+
 demo: $(STAMP)
 	$(BIN)/narrate run configs/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -34,7 +41,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
-test-latest:
+test-latest: $(CHROMIUM)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/pip install --quiet --upgrade pip
 	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev,m4b]"

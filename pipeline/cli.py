@@ -319,6 +319,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from pipeline.review.server import serve
+
+    return serve(args.job, port=args.port, open_browser=not args.no_browser)
+
+
 def cmd_emulator(args: argparse.Namespace, rest: Sequence[str]) -> int:
     from pipeline.emulator.server import main as emulator_main
 
@@ -371,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--pool", required=True, help="work pool name (a process pool)")
     deploy.add_argument("--no-create-pool", action="store_true", help="fail if the pool does not exist")
 
+    review = sub.add_parser("review", help="a local page to hear, check and fix a job's outputs")
+    review.add_argument("job")
+    review.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+    review.add_argument("--no-browser", action="store_true", help="print the URL, don't open a browser")
+
     sub.add_parser(
         "emulator", help="serve the AsyncFlow API on loopback (see `narrate emulator --help`)", add_help=False
     )
@@ -395,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cache": cmd_cache,
         "serve": cmd_serve,
         "deploy": cmd_deploy,
+        "review": cmd_review,
     }
     try:
         if args.command == "emulator":

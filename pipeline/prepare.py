@@ -16,6 +16,7 @@ from pipeline.publish.metadata import BookMetadata, resolve_metadata
 from pipeline.text.chunking import chunk_document
 from pipeline.text.lexicon import Lexicon
 from pipeline.text.normalize import extract_breaks, normalize_words
+from pipeline.text.overrides import SpokenOverrides, overrides_path
 from pipeline.text.readers import read_manuscript
 from pipeline.text.select import select_chapters
 from pipeline.text.structure import HeadingOnly, apply_heading_only_rule
@@ -84,6 +85,7 @@ def prepare_book(job: Job) -> PreparedBook:
     )
     language = cfg.engine.language or metadata.language
     lexicon = Lexicon.from_config(cfg.text, base_dir=job.base)
+    overrides = SpokenOverrides.load(overrides_path(job.path))
 
     def spoken(words: Sequence[Word], *, heading: bool) -> tuple[Word, ...]:
         out = extract_breaks(words)
@@ -104,6 +106,8 @@ def prepare_book(job: Job) -> PreparedBook:
         )
         for ch in chapters
     ]
+    if overrides.entries:  # a reviewer's decision wins over normalization and the lexicon
+        chapters = [map_chapter_words(ch, overrides.for_source(ch.source)) for ch in chapters]
     # A chapter with a heading but no text (a part title page) has nothing to narrate on its own.
     chapters = [ch for ch in chapters if ch.paragraphs]
     chunks = chunk_document(chapters, max_chars=cfg.text.max_chars, read_titles=cfg.input.read_titles)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,12 @@ def slugify(text: str, *, limit: int = 48) -> str:
     return (slug[:limit].rstrip("-")) or "untitled"
 
 
+def chapter_stem(book: PreparedBook, index: int) -> str:
+    """The file name of chapter ``index`` (0-based) without its extension: "01-title"."""
+    width = max(2, len(str(len(book.chapters))))
+    return f"{index + 1:0{width}d}-{slugify(book.chapters[index].title)}"
+
+
 @dataclass(frozen=True, slots=True)
 class AssembledChapter:
     raw: Path  # the assembled, unmastered float32 WAV in the working folder
@@ -61,6 +67,8 @@ class RenderResult:
     other_files: list[str] = field(default_factory=list)
     chapters_written: list[int] = field(default_factory=list)
     chapters_incomplete: list[int] = field(default_factory=list)
+    # Assembled for the book, alignment and dataset, but their chapter files left as they were.
+    chapters_kept: list[int] = field(default_factory=list)
     audio_seconds: float = 0.0
     cue_stats: dict[str, object] = field(default_factory=dict)
     alignment_quality: dict[str, object] = field(default_factory=dict)
@@ -87,8 +95,7 @@ class Renderer:
         return audio.samples
 
     def chapter_stem(self, index: int) -> str:
-        width = max(2, len(str(len(self.book.chapters))))
-        return f"{index + 1:0{width}d}-{slugify(self.book.chapters[index].title)}"
+        return chapter_stem(self.book, index)
 
     def _write_subtitles(self, stem: Path, cues: Sequence[Cue], timeline_words: Sequence, result: RenderResult) -> None:
         outputs = self.cfg.outputs
@@ -104,7 +111,12 @@ class Renderer:
             write_text_atomic(stem.with_suffix(".vtt"), compose_vtt(cues, karaoke=style.karaoke_vtt))
             result.subtitle_files.append(str(stem.with_suffix(".vtt")))
 
-    def render(self, done: Sequence[SynthesizedChunk]) -> RenderResult:
+    def render(
+        self, done: Sequence[SynthesizedChunk], *, chapter_files: Collection[int] | None = None
+    ) -> RenderResult:
+        """``chapter_files`` limits which chapters' own files (audio, subtitles) are written, by
+        0-based index; the others must already be on disk from a render of the same chunks. Every
+        chapter is still assembled, since the book file, alignment and dataset need them all."""
         result = RenderResult()
         by_chapter: dict[int, list[SynthesizedChunk]] = {}
         for item in done:
@@ -125,6 +137,8 @@ class Renderer:
             cues = list(build_cues(timeline, style))
             all_cues.extend(cues)
             assembled[index] = AssembledChapter(raw, timeline, cues, layout.num_samples)
+            if chapter_files is not None and index not in chapter_files:
+                result.chapters_kept.append(index)
             result.chapters_written.append(index)
         result.cue_stats = cue_stats(all_cues, style)
         result.book_complete = not result.chapters_incomplete and bool(assembled)
@@ -133,8 +147,16 @@ class Renderer:
         # Audio is mastered on worker threads (numpy, scipy and the encoders release the GIL),
         # while this thread writes every output that needs only the timelines.
         with ThreadPoolExecutor(max_workers=MASTERING_THREADS, thread_name_prefix="master") as pool:
+            kept = set(result.chapters_kept)
+            # A kept chapter's files stay as they are; when the book is built from mastered
+            # chapters, it is mastered again into the working folder only (mastering is
+            # deterministic: the same book as a full render).
             chapter_jobs = (
-                [pool.submit(self._master_chapter, i, book_from_chapters) for i in sorted(assembled)]
+                [
+                    pool.submit(self._master_chapter, i, book_from_chapters, i in kept)
+                    for i in sorted(assembled)
+                    if i not in kept or book_from_chapters
+                ]
                 if self.cfg.outputs.chapter_files
                 else []
             )
@@ -154,7 +176,7 @@ class Renderer:
         """Subtitles, alignment.json, alignment quality, dataset and media overlays: everything
         but the mastered audio, which does not change any of them (its length is the source's)."""
         if self.cfg.outputs.chapter_files:
-            for index in sorted(assembled):
+            for index in sorted(set(assembled) - set(result.chapters_kept)):
                 a = assembled[index]
                 self._write_subtitles(
                     self.out / "chapters" / self.chapter_stem(index), a.cues, a.timeline.words, result
@@ -192,7 +214,9 @@ class Renderer:
     def _master_copy(self, index: int) -> Path:
         return self.work / f"{index:04d}.mastered.wav"
 
-    def _master_chapter(self, index: int, keep_master: bool) -> list[FileReport]:
+    def _master_chapter(self, index: int, keep_master: bool, scratch: bool = False) -> list[FileReport]:
+        """Master chapter ``index`` into its chapter files; with ``scratch``, into the working
+        folder only (for the master copy of a chapter whose files are kept), reporting nothing."""
         chapter = self.book.chapters[index]
         tags = Tags(
             title=chapter.title,
@@ -202,15 +226,16 @@ class Renderer:
             total_tracks=len(self.book.chapters),
             chapter_title=chapter.title,
         )
-        return master_file(
+        reports = master_file(
             self.work / f"{index:04d}.wav",
-            self.out / "chapters" / self.chapter_stem(index),
+            (self.work / "kept" if scratch else self.out / "chapters") / self.chapter_stem(index),
             target=self.target,
-            formats=[f for f in self.cfg.audio.formats if f != "m4b"] or ["wav"],
+            formats=["wav"] if scratch else [f for f in self.cfg.audio.formats if f != "m4b"] or ["wav"],
             tags=tags,
             mp3_bitrate_kbps=self.cfg.audio.mp3_bitrate_kbps,
             master_copy=self._master_copy(index) if keep_master else None,
         )
+        return [] if scratch else reports
 
     def _book_offsets_ms(self, assembled: dict[int, AssembledChapter]) -> dict[int, int]:
         """Where each chapter starts in the book (what ``join_files`` will make of them)."""

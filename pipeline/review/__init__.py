@@ -1,0 +1,1 @@
+"""`narrate review`: a local proofing page over a job's outputs (see README)."""
