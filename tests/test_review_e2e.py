@@ -19,6 +19,7 @@ from tests.review_support import (  # noqa: F401  (fixtures)
     finished_job,
     job_copy,
     review_server,
+    run_job,
     wait_for_fix,
 )
 
@@ -120,3 +121,8 @@ def test_spoken_text_override_rebuilds_that_chunk(job_copy: Path) -> None:  # no
     after = file_states(out)
     assert all(after[p] == before[p] for p in before if p.startswith(("chapters/01-", "chapters/02-")))
     assert after["chapters/03-the-morning.wav"][0] != before["chapters/03-the-morning.wav"][0]
+    # `narrate run` reads the same override and, from the cache, writes the very same files.
+    run_job(job_copy)
+    rerun = file_states(out)
+    assert {p: h for p, (h, _) in rerun.items()} == {p: h for p, (h, _) in after.items()}
+    assert json.loads((out / "report.json").read_text())["chunks_synthesized"] == 0
