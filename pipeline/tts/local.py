@@ -168,6 +168,25 @@ def speak(
         blocks.append(block)
         offset += len(block)
 
+    return chunk_audio(
+        blocks, ranges, pause_words, pause_starts,
+        word_count=len(words), native_rate=native_rate, sample_rate=sample_rate,
+    )
+
+
+def chunk_audio(
+    blocks: Sequence[np.ndarray],
+    ranges: dict[int, tuple[int, int]],
+    pause_words: dict[int, int],
+    pause_starts: Sequence[int],
+    *,
+    word_count: int,
+    native_rate: int,
+    sample_rate: int,
+) -> ChunkAudio:
+    """A chunk from the blocks an engine spoke at ``native_rate``: the audio joined and
+    resampled, and a timing for each of ``word_count`` words from its sample range (in the
+    joined native audio), its pause (a word that is only a break), or the previous word's end."""
     samples = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
     out = _resample(samples, native_rate, sample_rate)
     duration_ms = round(len(out) * 1000 / sample_rate)
@@ -177,7 +196,7 @@ def speak(
 
     timings: list[WordTiming] = []
     previous_end = 0
-    for index in range(len(words)):
+    for index in range(word_count):
         if index in ranges:
             first, last = ranges[index]
             start = max(ms(first), previous_end)

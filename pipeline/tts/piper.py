@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import EngineError, RequestRejectedError
-from pipeline.models import ChunkAudio, WordTiming
+from pipeline.models import ChunkAudio
 from pipeline.tts import espeak, piper_voice
-from pipeline.tts.local import _as_text, _resample
+from pipeline.tts.local import _as_text, chunk_audio
 from pipeline.tts.local_pool import default_processes
 from pipeline.tts.markup import Break, Digits, Phonemes, Text, parse_markup
 from pipeline.tts.piper_phonemes import NO_WORD, Segment, clause_mark, phonemes_with_owners, to_ids
@@ -195,26 +195,10 @@ def speak(
         blocks.append(block)
         offset += len(block)
 
-    samples = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
-    out = _resample(samples, native_rate, sample_rate)
-    duration_ms = round(len(out) * 1000 / sample_rate)
-
-    def ms(sample: int) -> int:
-        return min(round(sample * 1000 / native_rate), duration_ms)
-
-    timings: list[WordTiming] = []
-    previous_end = 0
-    for index in range(len(words)):
-        if index in ranges:
-            start = max(ms(ranges[index][0]), previous_end)
-            end = max(ms(ranges[index][1]), start)
-        elif index in pause_words:
-            start = end = max(ms(pause_starts[pause_words[index]]), previous_end)
-        else:
-            start = end = previous_end
-        timings.append(WordTiming(start, end))
-        previous_end = end
-    return ChunkAudio(samples=out, sample_rate=sample_rate, timings=tuple(timings))
+    return chunk_audio(
+        blocks, ranges, pause_words, pause_starts,
+        word_count=len(words), native_rate=native_rate, sample_rate=sample_rate,
+    )
 
 
 class PiperEngine:
